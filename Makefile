@@ -1,0 +1,48 @@
+# The two commands a newcomer needs (README "Quick start"):
+#   make run   install what is missing, initialise the embedded default, run the main job
+#   make test  install what is missing, then lint, type-check and run the whole test suite
+# Both are idempotent. Debian packages are installed with apt-get (as root, or through sudo).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEB_PACKAGES := softhsm2 opensc openssl
+
+.PHONY: run test deps system-deps venv check clean
+
+run: deps
+	$(BIN)/koshin init
+	$(BIN)/koshin demo
+
+test: deps check
+	$(BIN)/pytest
+
+check: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+deps: system-deps venv
+
+system-deps:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "koshin needs Python 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

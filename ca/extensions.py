@@ -1,0 +1,128 @@
+"""Subject names and extensions of holder and CA certificates, built from profiles and holder records."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto.core import UTF8String
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from ca.holder import Holder, jpki_date_of_birth
+from ca.profiles import AssuranceLevel, CaSpec, CertificateProfile, Hierarchy
+from ca.validity import JST
+
+NAME_OIDS = {
+    "C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "L": NameOID.LOCALITY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME, "CN": NameOID.COMMON_NAME,
+}  # fmt: skip
+EKU_OIDS = {
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH, "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION, "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+}  # fmt: skip
+_OPAQUE_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class CaUrls:
+    """Where relying parties fetch CRLs, OCSP answers and issuer certificates."""
+
+    base_url: str
+
+    def crl(self, ca: str) -> str:
+        return f"{self.base_url.rstrip('/')}/crl/{ca}.crl"
+
+    def ocsp(self, ca: str) -> str:
+        return f"{self.base_url.rstrip('/')}/ocsp/{ca}"
+
+    def ca_issuers(self, ca: str) -> str:
+        return f"{self.base_url.rstrip('/')}/ca/{ca}.cer"
+
+
+def issuance_id(issued_at: datetime) -> str:
+    """JPKI-style signature CN: issuance timestamp (JST) + a random sequence part."""
+    return f"{issued_at.astimezone(JST):%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"
+
+
+def opaque_id() -> str:
+    """A 23-character random alphanumeric id, like the CN of a JPKI user-authentication certificate."""
+    return "".join(secrets.choice(_OPAQUE_ALPHABET) for _ in range(23))
+
+
+def _holder_value(holder: Holder, source: str, issued_at: datetime) -> str:
+    """The text a profile field takes: a holder attribute in its JPKI encoding, or a fresh opaque id."""
+    if source == "issuance_id":
+        return issuance_id(issued_at)
+    if source == "opaque_id":
+        return opaque_id()
+    if source == "date_of_birth":
+        return jpki_date_of_birth(holder.date_of_birth)
+    return str(getattr(holder, source))
+
+
+def holder_subject(profile: CertificateProfile, holder: Holder, issued_at: datetime) -> x509.Name:
+    rdns = []
+    for attr in profile.subject:
+        value = attr.value if attr.value is not None else _holder_value(holder, str(attr.source), issued_at)
+        rdns.append(x509.RelativeDistinguishedName([x509.NameAttribute(NAME_OIDS[attr.attribute], value)]))
+    return x509.Name(rdns)
+
+
+def ca_subject(spec: CaSpec) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NAME_OIDS[kind], value) for kind, value in spec.subject])
+
+
+def holder_alt_names(
+    profile: CertificateProfile, holder: Holder, issued_at: datetime
+) -> x509.SubjectAlternativeName | None:
+    if not profile.subject_alt_name:
+        return None
+    names: list[x509.GeneralName] = [
+        x509.OtherName(
+            x509.ObjectIdentifier(field.oid),
+            UTF8String(_holder_value(holder, field.source, issued_at)).dump(),
+        )
+        for field in profile.subject_alt_name
+    ]
+    return x509.SubjectAlternativeName(names)
+
+
+def key_usage(names: tuple[str, ...], *, ca: bool = False) -> x509.KeyUsage:
+    flags = set(names)
+    return x509.KeyUsage(
+        digital_signature="digital_signature" in flags,
+        content_commitment="content_commitment" in flags,
+        key_encipherment="key_encipherment" in flags,
+        data_encipherment="data_encipherment" in flags,
+        key_agreement="key_agreement" in flags,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def distribution_extensions(
+    urls: CaUrls, ca: str
+) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
+    crl_dp = x509.CRLDistributionPoints(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl(ca))], None, None, None)]
+    )
+    aia = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp(ca))),
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(urls.ca_issuers(ca)),
+            ),
+        ]
+    )
+    return crl_dp, aia
+
+
+def policies(hierarchy: Hierarchy, level: AssuranceLevel) -> x509.CertificatePolicies:
+    oid = x509.ObjectIdentifier(hierarchy.assurance_policies[level])
+    return x509.CertificatePolicies([x509.PolicyInformation(oid, None)])

@@ -1,0 +1,158 @@
+"""The key ceremony: root CA, one issuing CA per certificate type, an OCSP signer under each issuing CA.
+
+Every key is generated on the token; a ceremony that fails midway destroys the keys it generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ca import extensions as ext
+from ca.keyseam import token_private_key
+from ca.lint import PkixLinter
+from ca.profiles import CaSpec, Hierarchy
+from ca.signing import SigningKey, lint_and_sign, throwaway_key
+from hsm import KeyAlgorithm, TokenSession
+
+CaRole = Literal["root", "issuing", "ocsp"]
+
+
+@dataclass(frozen=True)
+class CaMaterial:
+    """One CA-side certificate with the token key that belongs to it."""
+
+    name: str
+    role: CaRole
+    key_label: str
+    key_uri: str
+    certificate: x509.Certificate
+
+
+def key_label(prefix: str, name: str, role: CaRole) -> str:
+    return f"{prefix}{name}" if role == "root" else f"{prefix}{name}-{'ca' if role == 'issuing' else role}"
+
+
+def signing_key(session: TokenSession, label: str) -> SigningKey:
+    algorithm = session.algorithm_of(label)
+    return SigningKey(key=token_private_key(session, label), algorithm=algorithm, lint_key=throwaway_key(algorithm))
+
+
+def _ca_builder(
+    subject: x509.Name, issuer: x509.Name, public_key: object, spec: CaSpec, not_before: datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + timedelta(days=spec.validity_days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+    )
+
+
+def _aki(issuer_cert: x509.Certificate | None, public_key: object) -> x509.AuthorityKeyIdentifier:
+    if issuer_cert is None:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key)  # type: ignore[arg-type]
+    ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+class _Ceremony:
+    def __init__(self, session: TokenSession, algorithm: KeyAlgorithm, prefix: str) -> None:
+        self.session, self.algorithm, self.prefix = session, algorithm, prefix
+        self.generated: list[str] = []
+
+    def new_key(self, name: str, role: CaRole) -> tuple[str, str, SigningKey]:
+        label = key_label(self.prefix, name, role)
+        ref = self.session.generate_keypair(self.algorithm, label)
+        self.generated.append(label)
+        return label, ref.uri(), signing_key(self.session, label)
+
+    def destroy_generated(self) -> None:
+        for label in self.generated:
+            self.session.delete_key(label)
+
+
+def run_ceremony(
+    session: TokenSession,
+    hierarchy: Hierarchy,
+    algorithm: KeyAlgorithm,
+    urls: ext.CaUrls,
+    linter: PkixLinter | None,
+    label_prefix: str = "koshin-",
+) -> list[CaMaterial]:
+    """Generate the hierarchy's keys on the token and certify them. Returns root, issuing CAs, OCSP signers."""
+    ceremony = _Ceremony(session, algorithm, label_prefix)
+    try:
+        return _certify_all(ceremony, hierarchy, urls, linter)
+    except Exception:
+        ceremony.destroy_generated()
+        raise
+
+
+def _certify_all(
+    ceremony: _Ceremony, hierarchy: Hierarchy, urls: ext.CaUrls, linter: PkixLinter | None
+) -> list[CaMaterial]:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    root_label, root_uri, root_key = ceremony.new_key("root", "root")
+    root_name = ext.ca_subject(hierarchy.root)
+    root_public = root_key.key.public_key()
+    root_builder = (
+        _ca_builder(root_name, root_name, root_public, hierarchy.root, now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=hierarchy.root.path_length), critical=True)
+        .add_extension(ext.key_usage((), ca=True), critical=True)
+        .add_extension(_aki(None, root_public), critical=False)
+    )
+    root_cert = lint_and_sign(root_builder, root_key, linter)
+    materials = [CaMaterial("root", "root", root_label, root_uri, root_cert)]
+
+    for name, spec in hierarchy.issuing.items():
+        label, uri, key = ceremony.new_key(name, "issuing")
+        public = key.key.public_key()
+        crl_dp, aia = ext.distribution_extensions(urls, "root")
+        builder = (
+            _ca_builder(ext.ca_subject(spec), root_name, public, spec, now)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=spec.path_length), critical=True)
+            .add_extension(ext.key_usage(("digital_signature",), ca=True), critical=True)
+            .add_extension(_aki(root_cert, public), critical=False)
+            .add_extension(crl_dp, critical=False)
+            .add_extension(aia, critical=False)
+        )
+        issuing_cert = lint_and_sign(builder, root_key, linter)
+        materials.append(CaMaterial(name, "issuing", label, uri, issuing_cert))
+        materials.append(_ocsp_signer(ceremony, name, spec, issuing_cert, key, now, linter))
+    return materials
+
+
+def _ocsp_signer(
+    ceremony: _Ceremony,
+    name: str,
+    spec: CaSpec,
+    issuing_cert: x509.Certificate,
+    issuing_key: SigningKey,
+    now: datetime,
+    linter: PkixLinter | None,
+) -> CaMaterial:
+    label, uri, key = ceremony.new_key(name, "ocsp")
+    public = key.key.public_key()
+    responder_cn = f"{dict(spec.subject).get('CN', name)} OCSP Responder"
+    ocsp_spec = CaSpec(
+        subject=(*((k, v) for k, v in spec.subject if k != "CN"), ("CN", responder_cn)),
+        validity_days=spec.ocsp_validity_days or 365,
+    )
+    builder = (
+        _ca_builder(ext.ca_subject(ocsp_spec), issuing_cert.subject, public, ocsp_spec, now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(ext.key_usage(("digital_signature",)), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(_aki(issuing_cert, public), critical=False)
+    )
+    return CaMaterial(name, "ocsp", label, uri, lint_and_sign(builder, issuing_key, linter))

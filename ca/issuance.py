@@ -1,0 +1,201 @@
+"""Holder certificate issuance: prepare (check + build) -> lint a throwaway-signed copy -> record intent ->
+sign exactly the linted contents once on the token -> record the result.
+
+The subject and every extension come from the profile and the holder record, never from the CSR; the CSR
+contributes only its (verified, checked) public key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca import extensions as ext
+from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation, SerialCollision
+from ca.holder import Holder
+from ca.keycheck import check_csr
+from ca.lint import LintReport, PkixLinter
+from ca.profiles import AssuranceLevel, ProfileSet
+from ca.signing import SigningKey, lint_copy, sign_linted
+from ca.validity import certificate_validity, jst_date
+
+SERIAL_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class IssuingCa:
+    name: str
+    certificate: x509.Certificate
+    signing: SigningKey
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    profile: str
+    csr: x509.CertificateSigningRequest
+    holder: Holder
+    assurance: AssuranceLevel
+    issued_at: datetime | None = None
+    predecessor_not_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class IssuanceIntent:
+    """What the store records *before* the token signs: the serial is taken and the intent is known."""
+
+    serial: int
+    issuer: str
+    profile: str
+    subject: str
+    key_algorithm: str
+    assurance: AssuranceLevel
+    not_before: datetime
+    not_after: datetime
+    validity_rule: str
+    linted: bool
+
+
+class IssuanceStore(Protocol):
+    def reserve(self, intent: IssuanceIntent) -> None:
+        """Record the intent; raise ``SerialCollision`` when the serial is taken."""
+
+    def complete(self, intent: IssuanceIntent, certificate_der: bytes) -> None: ...
+
+    def abandon(self, intent: IssuanceIntent, reason: str) -> None: ...
+
+
+@dataclass
+class PreparedCertificate:
+    """A checked, linted certificate body, good for exactly one signature."""
+
+    intent: IssuanceIntent
+    builder: x509.CertificateBuilder
+    linted_tbs: bytes
+    lint: LintReport | None
+    used: bool = field(default=False)
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    intent: IssuanceIntent
+    certificate: x509.Certificate
+    lint: LintReport | None
+
+
+def _refuse_ca_request(csr: x509.CertificateSigningRequest) -> None:
+    try:
+        constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    except ValueError as exc:
+        raise CsrInvalid(f"CSR extensions do not parse: {exc}") from exc
+    if constraints.ca:
+        raise CsrInvalid("CSR asks for CA:TRUE; holder certificates are never CA certificates")
+
+
+class CertificateAuthority:
+    """Issues holder certificates from the issuing CAs of one hierarchy. Holds no private key."""
+
+    def __init__(
+        self,
+        profiles: ProfileSet,
+        issuers: Mapping[str, IssuingCa],
+        urls: ext.CaUrls,
+        linter: PkixLinter | None,
+    ) -> None:
+        self.profiles, self.issuers, self.urls, self.linter = profiles, dict(issuers), urls, linter
+
+    def prepare(self, request: IssueRequest) -> PreparedCertificate:
+        profile = self.profiles.profile(request.profile)
+        issuer = self.issuers.get(profile.issuing_ca)
+        if issuer is None:
+            raise CaError(f"issuing CA {profile.issuing_ca!r} is not loaded")
+        algorithm = check_csr(request.csr)
+        _refuse_ca_request(request.csr)
+        if algorithm not in {a.value for a in profile.allowed_key_algorithms}:
+            raise ProfileViolation(f"profile {profile.name!r} does not allow {algorithm} keys")
+        issued_at = (request.issued_at or datetime.now(UTC)).replace(microsecond=0)
+        age = request.holder.age_on(jst_date(issued_at))
+        if age < profile.min_holder_age:
+            raise ProfileViolation(
+                f"profile {profile.name!r} is not issued to holders under {profile.min_holder_age} (age {age})"
+            )
+        validity = certificate_validity(
+            issued_at=issued_at,
+            date_of_birth=request.holder.date_of_birth,
+            card_expires=request.holder.card_expires,
+            predecessor_not_after=request.predecessor_not_after,
+            ca_not_after=issuer.certificate.not_valid_after_utc,
+        )
+        subject = ext.holder_subject(profile, request.holder, issued_at)
+        serial = x509.random_serial_number()
+        public_key = request.csr.public_key()
+        issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        crl_dp, aia = ext.distribution_extensions(self.urls, issuer.name)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.certificate.subject)
+            .public_key(public_key)
+            .serial_number(serial)
+            .not_valid_before(validity.not_before)
+            .not_valid_after(validity.not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(ext.key_usage(profile.key_usage), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+            .add_extension(ext.policies(self.profiles.hierarchy, request.assurance), critical=False)
+            .add_extension(crl_dp, critical=False)
+            .add_extension(aia, critical=False)
+        )
+        if profile.extended_key_usage:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ext.EKU_OIDS[name] for name in profile.extended_key_usage]),
+                critical=False,
+            )
+        alt_names = ext.holder_alt_names(profile, request.holder, issued_at)
+        if alt_names is not None:
+            builder = builder.add_extension(alt_names, critical=False)
+        linted_tbs, report = lint_copy(builder, issuer.signing, self.linter)
+        intent = IssuanceIntent(
+            serial=serial,
+            issuer=issuer.name,
+            profile=profile.name,
+            subject=subject.rfc4514_string(),
+            key_algorithm=algorithm,
+            assurance=request.assurance,
+            not_before=validity.not_before,
+            not_after=validity.not_after,
+            validity_rule=validity.rule,
+            linted=self.linter is not None,
+        )
+        return PreparedCertificate(intent=intent, builder=builder, linted_tbs=linted_tbs, lint=report)
+
+    def issue_prepared(self, prepared: PreparedCertificate, store: IssuanceStore) -> IssuedCertificate:
+        """Record the intent, sign once on the token, record the certificate. Nothing half-done survives."""
+        if prepared.used:
+            raise IssuanceRefused("this prepared certificate has already been signed or abandoned")
+        prepared.used = True
+        intent = prepared.intent
+        store.reserve(intent)
+        try:
+            certificate = sign_linted(prepared.builder, self.issuers[intent.issuer].signing, prepared.linted_tbs)
+        except Exception as exc:
+            store.abandon(intent, f"{type(exc).__name__}: {exc}")
+            raise
+        store.complete(intent, certificate.public_bytes(Encoding.DER))
+        return IssuedCertificate(intent=intent, certificate=certificate, lint=prepared.lint)
+
+    def issue(self, request: IssueRequest, store: IssuanceStore) -> IssuedCertificate:
+        for _ in range(SERIAL_ATTEMPTS):
+            prepared = self.prepare(request)
+            try:
+                return self.issue_prepared(prepared, store)
+            except SerialCollision:
+                continue
+        raise IssuanceRefused(f"no free serial number after {SERIAL_ATTEMPTS} attempts")

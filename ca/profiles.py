@@ -1,0 +1,149 @@
+"""Certificate profiles and the CA hierarchy description: data in profiles/, validated here at load.
+
+Unknown keys are errors (``extra="forbid"``); a profile that does not validate stops start-up.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ca.errors import ProfileInvalid, ProfileNotFound
+from hsm import KeyAlgorithm
+
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+HolderSource = Literal["name", "address", "prefecture", "municipality", "sex", "date_of_birth"]
+OpaqueSource = Literal["issuance_id", "opaque_id"]
+PERSONAL_SOURCES: frozenset[str] = frozenset(HolderSource.__args__)  # type: ignore[attr-defined]
+
+
+class AssuranceLevel(enum.StrEnum):
+    IAL1 = "IAL1"
+    IAL2 = "IAL2"
+    IAL3 = "IAL3"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_oid(value: str) -> str:
+    if not _OID.match(value):
+        raise ValueError(f"{value!r} is not a dotted OID")
+    return value
+
+
+class SubjectAttribute(_Strict):
+    attribute: Literal["C", "O", "OU", "L", "ST", "CN"]
+    value: str | None = None
+    source: HolderSource | OpaqueSource | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SubjectAttribute:
+        if (self.value is None) == (self.source is None):
+            raise ValueError("a subject attribute needs exactly one of 'value' or 'source'")
+        return self
+
+
+class OtherNameField(_Strict):
+    oid: str
+    source: HolderSource
+
+    _oid = field_validator("oid")(_check_oid)
+
+
+KeyUsageName = Literal[
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"
+]
+ExtendedKeyUsageName = Literal["client_auth", "email_protection", "code_signing", "server_auth"]
+
+
+class CertificateProfile(_Strict):
+    name: str
+    description: str
+    issuing_ca: str
+    carries_personal_data: bool
+    subject: tuple[SubjectAttribute, ...] = Field(min_length=1)
+    subject_alt_name: tuple[OtherNameField, ...] = ()
+    key_usage: tuple[KeyUsageName, ...] = Field(min_length=1)
+    extended_key_usage: tuple[ExtendedKeyUsageName, ...] = ()
+    allowed_key_algorithms: tuple[KeyAlgorithm, ...] = Field(min_length=1)
+    min_holder_age: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _personal_data_only_where_declared(self) -> CertificateProfile:
+        used = {a.source for a in self.subject if a.source} | {o.source for o in self.subject_alt_name}
+        if not self.carries_personal_data and used & PERSONAL_SOURCES:
+            raise ValueError(
+                f"profile {self.name!r} declares no personal data but uses {sorted(used & PERSONAL_SOURCES)}"
+            )
+        return self
+
+
+class CaSpec(_Strict):
+    subject: tuple[tuple[Literal["C", "O", "OU", "CN"], str], ...] = Field(min_length=1)
+    validity_days: int = Field(gt=0, le=36525)
+    path_length: int | None = Field(default=None, ge=0)
+    ocsp_validity_days: int | None = Field(default=None, gt=0)
+
+
+class Hierarchy(_Strict):
+    root: CaSpec
+    issuing: dict[str, CaSpec] = Field(min_length=1)
+    assurance_policies: dict[AssuranceLevel, str]
+    crl_validity_hours: int = Field(default=24, gt=0)
+
+    @field_validator("assurance_policies")
+    @classmethod
+    def _oids(cls, value: dict[AssuranceLevel, str]) -> dict[AssuranceLevel, str]:
+        for oid in value.values():
+            _check_oid(oid)
+        if set(value) != set(AssuranceLevel):
+            raise ValueError("assurance_policies must map every level IAL1..IAL3")
+        return value
+
+
+class ProfileSet(_Strict):
+    hierarchy: Hierarchy
+    profiles: dict[str, CertificateProfile]
+
+    def profile(self, name: str) -> CertificateProfile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ProfileNotFound(f"unknown profile {name!r} (known: {known})") from None
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileInvalid(f"{path}: {exc}") from exc
+
+
+def load_profiles(directory: Path | None = None) -> ProfileSet:
+    """Load ``hierarchy.yaml`` and ``certificate/*.yaml`` from ``directory`` (default: the shipped ones)."""
+    base = Path(str(resources.files("profiles"))) if directory is None else directory
+    try:
+        hierarchy = Hierarchy.model_validate(_read_yaml(base / "hierarchy.yaml"))
+        profiles: dict[str, CertificateProfile] = {}
+        for path in sorted((base / "certificate").glob("*.yaml")):
+            profile = CertificateProfile.model_validate(_read_yaml(path))
+            if profile.name != path.stem:
+                raise ProfileInvalid(f"{path}: name {profile.name!r} differs from the file name")
+            if profile.issuing_ca not in hierarchy.issuing:
+                raise ProfileInvalid(f"{path}: issuing_ca {profile.issuing_ca!r} is not in hierarchy.yaml")
+            profiles[profile.name] = profile
+    except ValidationError as exc:
+        raise ProfileInvalid(str(exc)) from exc
+    if not profiles:
+        raise ProfileInvalid(f"no certificate profiles in {base / 'certificate'}")
+    return ProfileSet(hierarchy=hierarchy, profiles=profiles)

@@ -1,0 +1,233 @@
+"""Module loading, one logged-in session per token, and every token call behind one process-wide lock.
+
+python-pkcs11 0.10.1 calls ``C_Initialize(NULL)``: the module is told the application will not use threads,
+so SoftHSM switches its own mutexes off, and two threads signing on two sessions of one process crash or
+hang. koshin therefore serialises every call into a module with one re-entrant lock per module and scales
+with processes (each process loads the module and opens its own session).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import pkcs11
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pkcs11 import Attribute, ObjectClass, PublicKey
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+
+from hsm import keys
+from hsm.errors import (
+    HsmError,
+    KeyExists,
+    KeyNotFound,
+    MechanismUnsupported,
+    ModuleLoadFailed,
+    TokenNotFound,
+    translated,
+)
+from hsm.keys import KeyAlgorithm
+from hsm.signing import SignatureScheme, sign_with
+from hsm.uri import KeyRef
+
+if TYPE_CHECKING:
+    from pkcs11._pkcs11 import lib as Pkcs11Lib
+
+_modules: dict[str, tuple[Pkcs11Lib, threading.RLock]] = {}
+_modules_guard = threading.Lock()
+
+
+def load_module(path: str) -> tuple[Pkcs11Lib, threading.RLock]:
+    """Load and initialise a PKCS#11 module once per process; return it with its call lock."""
+    real = os.path.realpath(path)
+    with _modules_guard:
+        if real not in _modules:
+            if not os.path.exists(real):
+                raise ModuleLoadFailed(f"PKCS#11 module not found: {path}")
+            try:
+                _modules[real] = (pkcs11.lib(real), threading.RLock())
+            except pkcs11.exceptions.PKCS11Error as exc:
+                raise ModuleLoadFailed(f"cannot load PKCS#11 module {path}: {exc}") from exc
+        return _modules[real]
+
+
+@dataclass(frozen=True)
+class KeyObjectInfo:
+    """What the key inventory reports about one key object (never a secret value)."""
+
+    label: str
+    key_id: bytes
+    object_class: str
+    key_type: str
+    attributes: dict[str, bool | None]
+
+
+AUDITED_PRIVATE = (
+    Attribute.TOKEN, Attribute.PRIVATE, Attribute.SENSITIVE, Attribute.EXTRACTABLE,
+    Attribute.ALWAYS_SENSITIVE, Attribute.NEVER_EXTRACTABLE, Attribute.LOCAL,
+    Attribute.SIGN, Attribute.DECRYPT, Attribute.UNWRAP, Attribute.DERIVE,
+    Attribute.WRAP_WITH_TRUSTED, Attribute.TRUSTED,
+)  # fmt: skip
+
+
+class TokenSession:
+    """A logged-in read-write session on one token. Thread-safe: every call takes the module lock."""
+
+    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+        self._lib, self._lock = load_module(module_path)
+        self.token_label = token_label
+        self._keys: dict[str, Any] = {}
+        with self._lock:
+            try:
+                self._token = self._lib.get_token(token_label=token_label)
+            except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned) as exc:
+                raise TokenNotFound(f"no single token labelled {token_label!r}") from exc
+            with translated(f"login to token {token_label!r}"):
+                self._session = self._token.open(user_pin=pin, rw=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock, translated("close session"):
+            self._session.close()
+
+    def __enter__(self) -> TokenSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- keys --------------------------------------------------------------------------------------------
+    def generate_keypair(self, algorithm: KeyAlgorithm, label: str) -> KeyRef:
+        """Generate a key pair on the token with koshin's explicit templates; refuse to reuse a label."""
+        with self._lock:
+            if self._find(ObjectClass.PRIVATE_KEY, label) is not None:
+                raise KeyExists(f"a private key labelled {label!r} already exists on {self.token_label!r}")
+            key_id = secrets.token_bytes(16)
+            with translated(f"generate {algorithm} key {label!r}"):
+                self._session.generate_keypair(
+                    keys.key_type(algorithm),
+                    keys.key_length(algorithm),
+                    public_template=keys.public_template(algorithm, label, key_id),
+                    private_template=keys.private_template(label, key_id),
+                )
+        return KeyRef(token=self.token_label, label=label, key_id=key_id)
+
+    def has_key(self, label: str) -> bool:
+        with self._lock:
+            return self._find(ObjectClass.PRIVATE_KEY, label) is not None
+
+    def key_ref(self, label: str) -> KeyRef:
+        key = self._private(label)
+        with self._lock:
+            return KeyRef(token=self.token_label, label=label, key_id=bytes(key[Attribute.ID]))
+
+    def algorithm_of(self, label: str) -> KeyAlgorithm:
+        public = self._public(label)
+        with self._lock, translated(f"read key {label!r}"):
+            if public.key_type == pkcs11.KeyType.RSA:
+                return KeyAlgorithm.RSA3072 if public.key_length >= 3072 else KeyAlgorithm.RSA2048
+            params = bytes(public[Attribute.EC_PARAMS])
+        for algorithm in (KeyAlgorithm.P256, KeyAlgorithm.P384):
+            if params == encode_named_curve_parameters(algorithm.curve_name):
+                return algorithm
+        raise MechanismUnsupported(f"key {label!r} is on a curve koshin does not use")
+
+    def public_key_der(self, label: str) -> bytes:
+        """SubjectPublicKeyInfo DER of the key pair's public half."""
+        public = self._public(label)
+        with self._lock, translated(f"read public key {label!r}"):
+            if public.key_type == pkcs11.KeyType.RSA:
+                numbers = rsa.RSAPublicNumbers(
+                    int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
+                    int.from_bytes(public[Attribute.MODULUS], "big"),
+                )
+                return numbers.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            return bytes(encode_ec_public_key(public))
+
+    def sign(self, label: str, data: bytes, scheme: SignatureScheme) -> bytes:
+        key = self._private(label)
+        with self._lock, translated(f"sign with {label!r}"):
+            return sign_with(key, data, scheme)
+
+    def delete_key(self, label: str) -> None:
+        """Destroy both halves of a key pair (used for demo holder keys and ceremonies that fail midway)."""
+        with self._lock, translated(f"delete key {label!r}"):
+            for obj in list(self._session.get_objects({Attribute.LABEL: label})):
+                obj.destroy()
+            self._keys.pop(label, None)
+
+    def key_objects(self) -> list[KeyObjectInfo]:
+        """Every key object on the token with the attributes the security audit reads."""
+        found: list[KeyObjectInfo] = []
+        with self._lock, translated("list key objects"):
+            for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.SECRET_KEY, ObjectClass.PUBLIC_KEY):
+                for obj in self._session.get_objects({Attribute.CLASS: cls}):
+                    attrs = (
+                        {a.name: _read_bool(obj, a) for a in AUDITED_PRIVATE} if cls != (ObjectClass.PUBLIC_KEY) else {}
+                    )
+                    found.append(
+                        KeyObjectInfo(
+                            label=str(obj[Attribute.LABEL]),
+                            key_id=bytes(obj[Attribute.ID] or b""),
+                            object_class=cls.name,
+                            key_type=pkcs11.KeyType(obj[Attribute.KEY_TYPE]).name,
+                            attributes=attrs,
+                        )
+                    )
+        return found
+
+    def raw_private_key(self, label: str) -> Any:
+        """The python-pkcs11 handle, for the security suite's negative tests only. Use under ``locked()``."""
+        return self._private(label)
+
+    @contextmanager
+    def locked(self) -> Iterator[Any]:
+        """Hold the module lock and yield the raw python-pkcs11 session (security suite, administration)."""
+        with self._lock:
+            yield self._session
+
+    # -- internals ---------------------------------------------------------------------------------------
+    def _find(self, cls: ObjectClass, label: str) -> Any:
+        with translated(f"find {label!r}"):
+            objs = list(self._session.get_objects({Attribute.CLASS: cls, Attribute.LABEL: label}))
+        if len(objs) > 1:
+            raise HsmError(f"{len(objs)} {cls.name} objects labelled {label!r}; labels must be unique")
+        return objs[0] if objs else None
+
+    def _private(self, label: str) -> Any:
+        with self._lock:
+            if label not in self._keys:
+                key = self._find(ObjectClass.PRIVATE_KEY, label)
+                if key is None:
+                    raise KeyNotFound(f"no private key labelled {label!r} on {self.token_label!r}")
+                self._keys[label] = key
+            return self._keys[label]
+
+    def _public(self, label: str) -> PublicKey:
+        with self._lock:
+            key = self._find(ObjectClass.PUBLIC_KEY, label)
+        if key is None:
+            raise KeyNotFound(f"no public key labelled {label!r} on {self.token_label!r}")
+        return key  # type: ignore[no-any-return]
+
+
+def _read_bool(obj: Any, attribute: Attribute) -> bool | None:
+    try:
+        return bool(obj[attribute])
+    except pkcs11.exceptions.PKCS11Error:
+        return None
+
+
+def open_token(module_path: str, token_label: str, pin: str) -> TokenSession:
+    return TokenSession(module_path, token_label, pin)

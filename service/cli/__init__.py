@@ -1,0 +1,1 @@
+"""The `koshin` command: what operators run."""

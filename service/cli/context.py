@@ -1,0 +1,42 @@
+"""Shared plumbing of the commands: settings, the runtime, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def runtime(*, create: bool = False) -> Iterator[Runtime]:
+    """Settings are read here, when the command starts, not at import."""
+    rt = open_runtime(Settings(), create=create)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def print_json(value: Any) -> None:
+    console.out(json.dumps(value, indent=2, ensure_ascii=False, default=str), highlight=False)
+
+
+def parse_serial(text: str) -> int:
+    """Serials as koshin prints them: hex, optionally with colons or a 0x prefix."""
+    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        value = int(cleaned, 16)
+    except ValueError:
+        raise ValueError(f"serial {text!r} is not hexadecimal") from None
+    if value <= 0:
+        raise ValueError("serial numbers are positive")
+    return value

@@ -1,0 +1,49 @@
+"""Entry point of ``koshin``. Every known error becomes one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from cryptography import x509
+
+from ca.errors import CaError
+from hsm import HsmError
+from service.cli import ca_commands, demo, keys_commands
+from service.cli.context import console, errors, runtime
+from service.errors import ServiceError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="koshin: JPKI-style CA on a PKCS#11 token.",
+)
+app.add_typer(ca_commands.app, name="ca")
+app.add_typer(keys_commands.app, name="keys")
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def init() -> None:
+    """Create the embedded token (if needed), the CA hierarchy and the database. A second run changes nothing."""
+    with runtime(create=True) as rt:
+        created = rt.init_hierarchy()
+        verb = "created" if created else "already present, nothing changed"
+        console.print(f"CA hierarchy {verb} (token {rt.session.token_label!r}, home {rt.settings.home})")
+        for record in rt.ca_records():
+            cert = x509.load_der_x509_certificate(record.certificate_der)
+            console.print(f"  {record.role:8} {record.name:20} {cert.subject.rfc4514_string()}")
+            console.print(f"           key {record.key_uri}")
+
+
+def main() -> None:
+    try:
+        app()
+    except (HsmError, CaError, ServiceError, ValueError, OSError) as exc:
+        errors.print(f"koshin: error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

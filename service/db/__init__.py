@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables and the one repository that reads and writes them."""

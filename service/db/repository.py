@@ -1,0 +1,170 @@
+"""The one module that reads and writes the database. Implements ca.issuance.IssuanceStore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from ca.crl import RevokedEntry, reason_flag
+from ca.errors import SerialCollision
+from ca.hierarchy import CaMaterial
+from ca.issuance import IssuanceIntent
+from service.db.models import CaRecord, CertificateRecord, CrlRecord
+from service.errors import CertificateNotFound, RevocationRefused
+
+
+def make_engine(url: str) -> Engine:
+    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; every stored datetime is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def serial_hex(serial: int) -> str:
+    return f"{serial:040x}"
+
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- CA hierarchy ------------------------------------------------------------------------------------
+    def ca_records(self) -> list[CaRecord]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(CaRecord).order_by(CaRecord.id)))  # type: ignore[arg-type]
+
+    def save_ca_materials(self, materials: Sequence[CaMaterial]) -> None:
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            for item in materials:
+                session.add(
+                    CaRecord(
+                        name=item.name,
+                        role=item.role,
+                        key_label=item.key_label,
+                        key_uri=item.key_uri,
+                        serial_hex=serial_hex(item.certificate.serial_number),
+                        certificate_der=item.certificate.public_bytes(Encoding.DER),
+                        not_after=item.certificate.not_valid_after_utc,
+                        created_at=now,
+                    )
+                )
+            session.commit()
+
+    # -- IssuanceStore -----------------------------------------------------------------------------------
+    def reserve(self, intent: IssuanceIntent) -> None:
+        record = CertificateRecord(
+            serial_hex=serial_hex(intent.serial),
+            issuer=intent.issuer,
+            profile=intent.profile,
+            subject=intent.subject,
+            key_algorithm=intent.key_algorithm,
+            assurance_level=intent.assurance.value,
+            status="pending",
+            not_before=intent.not_before,
+            not_after=intent.not_after,
+            validity_rule=intent.validity_rule,
+            linted=intent.linted,
+            created_at=datetime.now(UTC),
+        )
+        with Session(self.engine) as session:
+            session.add(record)
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                raise SerialCollision(f"serial {record.serial_hex} is already recorded") from exc
+
+    def complete(self, intent: IssuanceIntent, certificate_der: bytes) -> None:
+        with Session(self.engine) as session:
+            record = self._by_serial(session, intent.serial)
+            record.status, record.certificate_der = "issued", certificate_der
+            session.add(record)
+            session.commit()
+
+    def abandon(self, intent: IssuanceIntent, reason: str) -> None:
+        with Session(self.engine) as session:
+            record = self._by_serial(session, intent.serial)
+            record.status, record.failure = "failed", reason[:500]
+            session.add(record)
+            session.commit()
+
+    # -- certificates ------------------------------------------------------------------------------------
+    def certificate(self, serial: int) -> CertificateRecord:
+        with Session(self.engine) as session:
+            return self._by_serial(session, serial)
+
+    def certificates(self, status: str | None = None) -> list[CertificateRecord]:
+        with Session(self.engine) as session:
+            query = select(CertificateRecord).order_by(CertificateRecord.id)  # type: ignore[arg-type]
+            if status is not None:
+                query = query.where(CertificateRecord.status == status)
+            return list(session.exec(query))
+
+    def revoke(self, serial: int, reason: str, at: datetime) -> CertificateRecord:
+        reason_flag(reason)  # unknown names fail before anything changes
+        with Session(self.engine) as session:
+            record = self._by_serial(session, serial)
+            if record.status == "revoked":
+                raise RevocationRefused(f"certificate {record.serial_hex} is already revoked")
+            if record.status != "issued":
+                raise RevocationRefused(f"certificate {record.serial_hex} was never issued ({record.status})")
+            record.status, record.revoked_at, record.revocation_reason = "revoked", at, reason
+            session.add(record)
+            session.commit()
+            session.refresh(record)
+            return record
+
+    def revoked_entries(self, issuer: str) -> list[RevokedEntry]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CertificateRecord).where(
+                    CertificateRecord.issuer == issuer, CertificateRecord.status == "revoked"
+                )
+            )
+            return [
+                RevokedEntry(
+                    serial=int(row.serial_hex, 16),
+                    revoked_at=utc(row.revoked_at or row.created_at),
+                    reason=reason_flag(row.revocation_reason or "unspecified"),
+                )
+                for row in rows
+            ]
+
+    # -- CRLs --------------------------------------------------------------------------------------------
+    def next_crl_number(self, issuer: str) -> int:
+        with Session(self.engine) as session:
+            current = session.exec(select(func.max(CrlRecord.number)).where(CrlRecord.issuer == issuer)).one()
+            return int(current or 0) + 1
+
+    def save_crl(self, issuer: str, number: int, crl: x509.CertificateRevocationList) -> None:
+        with Session(self.engine) as session:
+            session.add(
+                CrlRecord(
+                    issuer=issuer,
+                    number=number,
+                    this_update=crl.last_update_utc,
+                    next_update=crl.next_update_utc or crl.last_update_utc,
+                    crl_der=crl.public_bytes(Encoding.DER),
+                )
+            )
+            session.commit()
+
+    @staticmethod
+    def _by_serial(session: Session, serial: int) -> CertificateRecord:
+        record = session.exec(
+            select(CertificateRecord).where(CertificateRecord.serial_hex == serial_hex(serial))
+        ).first()
+        if record is None:
+            raise CertificateNotFound(f"no certificate with serial {serial_hex(serial)}")
+        return record

@@ -1,0 +1,120 @@
+"""Everything an operator command needs, wired once: token session, database, profiles, the CA core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+from cryptography import x509
+
+from ca.crl import build_crl
+from ca.errors import CaNotInitialised
+from ca.extensions import CaUrls
+from ca.hierarchy import run_ceremony, signing_key
+from ca.issuance import CertificateAuthority, IssuingCa
+from ca.lint import PkixLinter
+from ca.profiles import ProfileSet, load_profiles
+from hsm import TokenSession
+from service.bootstrap import token_config
+from service.db.models import CaRecord
+from service.db.repository import Repository, make_engine
+from service.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    session: TokenSession
+    repo: Repository
+    profiles: ProfileSet
+    urls: CaUrls
+    _authority: CertificateAuthority | None = field(default=None, init=False)
+
+    def close(self) -> None:
+        self.session.close()
+        self.repo.engine.dispose()
+
+    @cached_property
+    def linter(self) -> PkixLinter | None:
+        return PkixLinter() if self.settings.lint else None
+
+    # -- hierarchy ---------------------------------------------------------------------------------------
+    def initialised(self) -> bool:
+        return bool(self.repo.ca_records())
+
+    def init_hierarchy(self) -> bool:
+        """Run the key ceremony unless the hierarchy exists. Returns True when it created one."""
+        if self.initialised():
+            return False
+        materials = run_ceremony(
+            self.session,
+            self.profiles.hierarchy,
+            self.settings.ca_key_algorithm,
+            self.urls,
+            self.linter,
+            label_prefix=self.settings.key_label_prefix,
+        )
+        self.repo.save_ca_materials(materials)
+        return True
+
+    def ca_records(self, role: str | None = None) -> list[CaRecord]:
+        records = self.repo.ca_records()
+        if not records:
+            raise CaNotInitialised("the CA hierarchy does not exist yet: run `koshin init`")
+        return [r for r in records if role is None or r.role == role]
+
+    def ca_record(self, name: str, role: str) -> CaRecord:
+        for record in self.ca_records(role):
+            if record.name == name:
+                return record
+        raise CaNotInitialised(f"no {role} CA named {name!r} in this hierarchy")
+
+    def chain(self) -> list[x509.Certificate]:
+        """Root first, then the issuing CAs."""
+        return [
+            x509.load_der_x509_certificate(r.certificate_der)
+            for r in self.ca_records()
+            if r.role in ("root", "issuing")
+        ]
+
+    # -- issuance and revocation -------------------------------------------------------------------------
+    def authority(self) -> CertificateAuthority:
+        if self._authority is None:
+            issuers = {
+                r.name: IssuingCa(
+                    r.name,
+                    x509.load_der_x509_certificate(r.certificate_der),
+                    signing_key(self.session, r.key_label),
+                )
+                for r in self.ca_records("issuing")
+            }
+            self._authority = CertificateAuthority(self.profiles, issuers, self.urls, self.linter)
+        return self._authority
+
+    def crl(self, ca_name: str) -> x509.CertificateRevocationList:
+        """A fresh complete CRL for an issuing CA (or the root), stored and returned."""
+        role = "root" if ca_name == "root" else "issuing"
+        record = self.ca_record(ca_name, role)
+        number = self.repo.next_crl_number(ca_name)
+        entries = self.repo.revoked_entries(ca_name) if role == "issuing" else []
+        crl = build_crl(
+            x509.load_der_x509_certificate(record.certificate_der),
+            signing_key(self.session, record.key_label),
+            entries,
+            number,
+            datetime.now(UTC).replace(microsecond=0),
+            timedelta(hours=self.profiles.hierarchy.crl_validity_hours),
+        )
+        self.repo.save_crl(ca_name, number, crl)
+        return crl
+
+
+def open_runtime(settings: Settings, *, create: bool = False) -> Runtime:
+    """Open the token and the database. With ``create``, make the embedded token and state directory."""
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = token_config(settings, create=create)
+    profiles = load_profiles(settings.profiles_dir)
+    session = TokenSession(config.module_path, config.token_label, config.pin)
+    repo = Repository(make_engine(settings.resolved_database_url))
+    return Runtime(settings, session, repo, profiles, CaUrls(settings.public_base_url))

@@ -1,0 +1,46 @@
+"""Configuration from KOSHIN_* environment variables, read when a command or app starts (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hsm import KeyAlgorithm
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "koshin"
+
+
+class Settings(BaseSettings):
+    """Every knob koshin reads. See README, "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="KOSHIN_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=_default_home)
+    pkcs11_module: str | None = None
+    token_label: str = "koshin"  # noqa: S105 - a label, not a secret
+    token_pin: SecretStr | None = None
+    token_pin_file: Path | None = None
+    database_url: str | None = None
+    ca_key_algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048
+    key_label_prefix: str = "koshin-"
+    public_base_url: str = "http://127.0.0.1:8000"
+    profiles_dir: Path | None = None
+    lint: bool = True
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def embedded(self) -> bool:
+        """The embedded default: koshin runs its own SoftHSM token under ``home``."""
+        return self.pkcs11_module is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'koshin.db'}"

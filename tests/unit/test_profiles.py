@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from importlib import resources
+
+from ca.errors import ProfileInvalid, ProfileNotFound
+from ca.profiles import PERSONAL_SOURCES, AssuranceLevel, load_profiles
+
+SHIPPED = Path(str(resources.files("profiles")))
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "profiles"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def test_shipped_profiles_load() -> None:
+    profiles = load_profiles()
+    assert set(profiles.profiles) == {"signature", "user-authentication"}
+    assert set(profiles.hierarchy.issuing) == {"signature", "user-authentication"}
+    assert set(profiles.hierarchy.assurance_policies) == set(AssuranceLevel)
+    for oid in profiles.hierarchy.assurance_policies.values():
+        assert oid.startswith("1.3.6.1.5.5.7.13.")  # RFC 7229 test policies
+
+
+def test_signature_profile_carries_the_four_jpki_attributes() -> None:
+    profile = load_profiles().profile("signature")
+    oids = {field.oid: field.source for field in profile.subject_alt_name}
+    assert oids == {
+        "1.2.392.200149.8.5.5.1": "name",
+        "1.2.392.200149.8.5.5.3": "sex",
+        "1.2.392.200149.8.5.5.4": "date_of_birth",
+        "1.2.392.200149.8.5.5.5": "address",
+    }
+    assert profile.key_usage == ("digital_signature", "content_commitment")
+    assert profile.min_holder_age == 15
+
+
+def test_user_authentication_profile_has_no_personal_data() -> None:
+    profile = load_profiles().profile("user-authentication")
+    assert not profile.carries_personal_data
+    assert profile.subject_alt_name == ()
+    assert not {a.source for a in profile.subject} & PERSONAL_SOURCES
+    assert profile.extended_key_usage == ("client_auth",)
+
+
+def test_unknown_profile_is_named() -> None:
+    with pytest.raises(ProfileNotFound, match="unknown profile 'tls'"):
+        load_profiles().profile("tls")
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "signature.yaml"
+    path.write_text(path.read_text() + "validity_years: 99\n")
+    with pytest.raises(ProfileInvalid, match="validity_years"):
+        load_profiles(base)
+
+
+def test_personal_data_in_an_attribute_free_profile_is_refused(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "user-authentication.yaml"
+    path.write_text(path.read_text().replace("source: opaque_id", "source: name"))
+    with pytest.raises(ProfileInvalid, match="declares no personal data"):
+        load_profiles(base)
+
+
+def test_bad_oid_is_refused(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "signature.yaml"
+    path.write_text(path.read_text().replace("1.2.392.200149.8.5.5.1", "jpki.name"))
+    with pytest.raises(ProfileInvalid, match="dotted OID"):
+        load_profiles(base)
+
+
+def test_profile_name_must_match_file(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "signature.yaml"
+    path.rename(base / "certificate" / "sig.yaml")
+    with pytest.raises(ProfileInvalid, match="differs from the file name"):
+        load_profiles(base)
+
+
+def test_missing_assurance_level_is_refused(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "hierarchy.yaml"
+    path.write_text(path.read_text().replace("  IAL1: 1.3.6.1.5.5.7.13.1\n", ""))
+    with pytest.raises(ProfileInvalid, match="every level"):
+        load_profiles(base)
