@@ -8,6 +8,8 @@ with processes (each process loads the module and opens its own session).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -30,6 +32,7 @@ from hsm.errors import (
     KeyNotFound,
     MechanismUnsupported,
     ModuleLoadFailed,
+    PinIncorrect,
     TokenNotFound,
     translated,
 )
@@ -77,25 +80,63 @@ AUDITED_PRIVATE = (
 )  # fmt: skip
 
 
+@dataclass
+class _Login:
+    """The one logged-in session a process holds per token: PKCS#11 login state is per application."""
+
+    session: Any
+    pin_digest: bytes
+    users: int
+
+
+_logins: dict[tuple[str, str], _Login] = {}
+
+
 class TokenSession:
-    """A logged-in read-write session on one token. Thread-safe: every call takes the module lock."""
+    """A logged-in read-write session on one token. Thread-safe: every call takes the module lock.
+
+    Several ``TokenSession`` objects on one token in one process share a single PKCS#11 session, since the
+    token keeps login state per application (a second C_Login answers CKR_USER_ALREADY_LOGGED_IN without
+    checking the PIN). While the token is logged in, a second opener must present the same PIN; the process
+    compares SHA-256 digests in constant time and never stores the PIN itself.
+    """
 
     def __init__(self, module_path: str, token_label: str, pin: str) -> None:
         self._lib, self._lock = load_module(module_path)
         self.token_label = token_label
+        self._key = (os.path.realpath(module_path), token_label)
         self._keys: dict[str, Any] = {}
+        self._closed = False
+        digest = hashlib.sha256(pin.encode()).digest()
         with self._lock:
-            try:
-                self._token = self._lib.get_token(token_label=token_label)
-            except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned) as exc:
-                raise TokenNotFound(f"no single token labelled {token_label!r}") from exc
-            with translated(f"login to token {token_label!r}"):
-                self._session = self._token.open(user_pin=pin, rw=True)
+            login = _logins.get(self._key)
+            if login is not None:
+                if not hmac.compare_digest(login.pin_digest, digest):
+                    raise PinIncorrect(f"login to token {token_label!r}: PIN differs from the active login")
+                login.users += 1
+            else:
+                try:
+                    token = self._lib.get_token(token_label=token_label)
+                except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned) as exc:
+                    raise TokenNotFound(f"no single token labelled {token_label!r}") from exc
+                with translated(f"login to token {token_label!r}"):
+                    session = token.open(user_pin=pin, rw=True)
+                login = _logins[self._key] = _Login(session, digest, 1)
+            self._session = login.session
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
-        with self._lock, translated("close session"):
-            self._session.close()
+        """Release this handle; the last one closes the PKCS#11 session (which logs the token out)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            login = _logins[self._key]
+            login.users -= 1
+            if login.users == 0:
+                del _logins[self._key]
+                with translated("close session"):
+                    login.session.close()
 
     def __enter__(self) -> TokenSession:
         return self
@@ -185,7 +226,7 @@ class TokenSession:
                             attributes=attrs,
                         )
                     )
-        return found
+        return sorted(found, key=lambda k: (k.object_class != "PRIVATE_KEY", k.object_class, k.label))
 
     def raw_private_key(self, label: str) -> Any:
         """The python-pkcs11 handle, for the security suite's negative tests only. Use under ``locked()``."""

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import pytest
-from importlib import resources
 
 from ca.errors import ProfileInvalid, ProfileNotFound
 from ca.profiles import PERSONAL_SOURCES, AssuranceLevel, load_profiles

@@ -1,0 +1,82 @@
+"""CRLs signed on the token: openssl accepts the signature and sees the revocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca.crl import RevokedEntry, UnknownReason, build_crl, reason_flag
+from ca.hierarchy import signing_key
+from ca.issuance import IssueRequest
+from ca.profiles import AssuranceLevel
+from hsm import TokenSession
+from service.errors import CertificateNotFound, RevocationRefused
+from tests.integration.conftest import HOLDER, Pki
+from tests.integration.helpers import openssl, openssl_verify, run, write_pem
+
+
+def test_revoked_certificate_is_on_a_crl_openssl_accepts(
+    pki: Pki, token: TokenSession, holder_csr: x509.CertificateSigningRequest, tmp_path: Path
+) -> None:
+    revoked = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    kept = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    at = datetime.now(UTC).replace(microsecond=0)
+    pki.repo.revoke(revoked.certificate.serial_number, "affiliationChanged", at)
+
+    issuer = pki.material("signature", "issuing")
+    number = pki.repo.next_crl_number("signature")
+    crl = build_crl(
+        issuer.certificate,
+        signing_key(token, issuer.key_label),
+        pki.repo.revoked_entries("signature"),
+        number,
+        at,
+        timedelta(hours=24),
+    )
+    pki.repo.save_crl("signature", number, crl)
+    assert pki.repo.next_crl_number("signature") == number + 1
+    entry = crl.get_revoked_certificate_by_serial_number(revoked.certificate.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.affiliation_changed
+    assert crl.get_revoked_certificate_by_serial_number(kept.certificate.serial_number) is None
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number
+
+    crl_pem = tmp_path / "crl.pem"
+    crl_pem.write_bytes(crl.public_bytes(Encoding.PEM))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pki.chain_pem.read_bytes() + pki.untrusted_pem.read_bytes())
+    checked = run([openssl(), "crl", "-in", str(crl_pem), "-CAfile", str(bundle), "-noout"])
+    assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout, checked.stderr
+
+    leaf_bad = write_pem(tmp_path / "revoked.pem", revoked.certificate)
+    leaf_ok = write_pem(tmp_path / "kept.pem", kept.certificate)
+    result = openssl_verify(leaf_bad, pki.chain_pem, pki.untrusted_pem, "-crl_check", "-CRLfile", str(crl_pem))
+    assert result.returncode != 0 and "certificate revoked" in result.stdout + result.stderr
+    result = openssl_verify(leaf_ok, pki.chain_pem, pki.untrusted_pem, "-crl_check", "-CRLfile", str(crl_pem))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_revocation_errors(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
+    issued = pki.authority.issue(IssueRequest("user-authentication", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    serial = issued.certificate.serial_number
+    with pytest.raises(UnknownReason):
+        pki.repo.revoke(serial, "lostCard", datetime.now(UTC))
+    assert pki.repo.certificate(serial).status == "issued"
+    pki.repo.revoke(serial, "superseded", datetime.now(UTC))
+    with pytest.raises(RevocationRefused, match="already revoked"):
+        pki.repo.revoke(serial, "superseded", datetime.now(UTC))
+    with pytest.raises(CertificateNotFound):
+        pki.repo.revoke(12345, "superseded", datetime.now(UTC))
+
+
+def test_large_crl_is_built_whole(pki: Pki, token: TokenSession) -> None:
+    issuer = pki.material("user-authentication", "issuing")
+    at = datetime.now(UTC).replace(microsecond=0)
+    entries = [RevokedEntry(serial=10**30 + i, revoked_at=at, reason=reason_flag("superseded")) for i in range(5000)]
+    crl = build_crl(issuer.certificate, signing_key(token, issuer.key_label), entries, 7, at, timedelta(hours=1))
+    assert len(crl) == 5000
+    assert crl.is_signature_valid(issuer.certificate.public_key())  # type: ignore[arg-type]

@@ -1,0 +1,37 @@
+"""Fixtures of the key-handling security suite: the target token and a logged-in session on it.
+
+Without KOSHIN_SECURITY_* variables the target is the session SoftHSM token (tests/conftest.py), populated
+once per session with a CA hierarchy per algorithm. With them, it is the named module/token/PIN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from hsm import TokenSession
+from tests.conftest import SoftHsm
+from tests.security.target import Target, external_target, populate
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    external = external_target()
+    if external is not None:
+        return external
+    softhsm: SoftHsm = request.getfixturevalue("softhsm")
+    env = {**os.environ, "SOFTHSM2_CONF": str(softhsm.conf)}
+    return Target(softhsm.module, softhsm.token_label, softhsm.pin, external=False, child_env=env)
+
+
+@pytest.fixture(scope="session")
+def target_session(request: pytest.FixtureRequest, target: Target) -> Iterator[TokenSession]:
+    if not target.external:
+        session: TokenSession = request.getfixturevalue("token")
+        populate(session)
+        yield session
+        return
+    with TokenSession(target.module, target.token_label, target.pin) as external:
+        yield external
