@@ -75,7 +75,7 @@ class PreparedCertificate:
 
     intent: IssuanceIntent
     builder: x509.CertificateBuilder
-    linted_tbs: bytes
+    linted_tbs: bytes | None
     lint: LintReport | None
     used: bool = field(default=False)
 

@@ -36,17 +36,21 @@ class SigningKey:
 
 def lint_copy(
     builder: x509.CertificateBuilder, signing: SigningKey, linter: PkixLinter | None
-) -> tuple[bytes, LintReport | None]:
-    """Sign ``builder`` with the throwaway key and lint it; returns the linted TBS and the report."""
+) -> tuple[bytes | None, LintReport | None]:
+    """Sign ``builder`` with the throwaway key and lint it; returns the linted TBS and the report.
+
+    With lint switched off (KOSHIN_LINT=false, benchmarks) there is no copy to sign: (None, None).
+    """
+    if linter is None:
+        return None, None
     copy = builder.sign(signing.lint_key, signature_hash(signing.algorithm))
-    report = linter.check(copy.public_bytes(Encoding.DER)) if linter is not None else None
-    return copy.tbs_certificate_bytes, report
+    return copy.tbs_certificate_bytes, linter.check(copy.public_bytes(Encoding.DER))
 
 
-def sign_linted(builder: x509.CertificateBuilder, signing: SigningKey, linted_tbs: bytes) -> x509.Certificate:
+def sign_linted(builder: x509.CertificateBuilder, signing: SigningKey, linted_tbs: bytes | None) -> x509.Certificate:
     """Sign on the token and refuse (before anyone sees it) a result whose TBS differs from the linted one."""
     certificate = builder.sign(signing.key, signature_hash(signing.algorithm))
-    if certificate.tbs_certificate_bytes != linted_tbs:
+    if linted_tbs is not None and certificate.tbs_certificate_bytes != linted_tbs:
         raise IssuanceRefused("the signed TBS differs from the linted copy; certificate discarded")
     return certificate
 

@@ -45,7 +45,7 @@ def _hierarchy_tree(rt: Runtime) -> Tree:
     return tree
 
 
-def _sample_csr(rt: Runtime) -> x509.CertificateSigningRequest:
+def sample_csr(rt: Runtime) -> x509.CertificateSigningRequest:
     label = f"{rt.settings.key_label_prefix}demo-holder"
     if not rt.session.has_key(label):
         rt.session.generate_keypair(KeyAlgorithm.RSA2048, label)
@@ -58,7 +58,7 @@ def demo() -> None:
     """Print the CA hierarchy and issue one sample certificate per profile."""
     with runtime() as rt:
         console.print(_hierarchy_tree(rt))
-        csr = _sample_csr(rt)
+        csr = sample_csr(rt)
         for profile in rt.profiles.profiles:
             issued = rt.authority().issue(IssueRequest(profile, csr, SAMPLE_HOLDER, AssuranceLevel.IAL3), rt.repo)
             cert, intent = issued.certificate, issued.intent

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -20,7 +21,11 @@ from service.errors import CertificateNotFound, RevocationRefused
 
 
 def make_engine(url: str) -> Engine:
+    """Engine with the schema created. A SQLite file is created owner-only (mode 0600)."""
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
+    database = make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, connect_args=connect_args)
     SQLModel.metadata.create_all(engine)
     return engine

@@ -8,6 +8,9 @@ What a reviewer runs::
 
 (``KOSHIN_SECURITY_TOKEN_PIN`` may replace the PIN file. To inspect a ``koshin init`` home's SoftHSM token,
 also export ``SOFTHSM2_CONF=$KOSHIN_HOME/softhsm2.conf`` and point the PIN file at ``$KOSHIN_HOME/secrets/user.pin``.)
+Against a real token the suite makes exactly ONE wrong PIN attempt (test_login.py), immediately followed by a
+successful login, so it cannot lock the token. pkcs11-tool gets the PIN as ``--pin`` (test_pkcs11_tool.py).
+Never run it with ``--showlocals``: local variables hold the PIN.
 
 For EVERY private key object the logged-in session can see, this module proves:
 
