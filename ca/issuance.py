@@ -20,9 +20,9 @@ from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation, Se
 from ca.holder import Holder
 from ca.keycheck import check_csr
 from ca.lint import LintReport, PkixLinter
-from ca.profiles import AssuranceLevel, ProfileSet
+from ca.profiles import AssuranceLevel, CertificateProfile, ProfileSet
 from ca.signing import SigningKey, lint_copy, sign_linted
-from ca.validity import certificate_validity, jst_date
+from ca.validity import Validity, certificate_validity, jst_date
 
 SERIAL_ATTEMPTS = 3
 
@@ -111,6 +111,7 @@ class CertificateAuthority:
         self.profiles, self.issuers, self.urls, self.linter = profiles, dict(issuers), urls, linter
 
     def prepare(self, request: IssueRequest) -> PreparedCertificate:
+        """Check the request against the profile, build the certificate body, lint a throwaway-signed copy."""
         profile = self.profiles.profile(request.profile)
         issuer = self.issuers.get(profile.issuing_ca)
         if issuer is None:
@@ -132,8 +133,34 @@ class CertificateAuthority:
             predecessor_not_after=request.predecessor_not_after,
             ca_not_after=issuer.certificate.not_valid_after_utc,
         )
-        subject = ext.holder_subject(profile, request.holder, issued_at)
         serial = x509.random_serial_number()
+        subject = ext.holder_subject(profile, request.holder, validity.not_before)
+        builder = self._build(profile, issuer, request, serial, subject, validity)
+        linted_tbs, report = lint_copy(builder, issuer.signing, self.linter)
+        intent = IssuanceIntent(
+            serial=serial,
+            issuer=issuer.name,
+            profile=profile.name,
+            subject=subject.rfc4514_string(),
+            key_algorithm=algorithm,
+            assurance=request.assurance,
+            not_before=validity.not_before,
+            not_after=validity.not_after,
+            validity_rule=validity.rule,
+            linted=self.linter is not None,
+        )
+        return PreparedCertificate(intent=intent, builder=builder, linted_tbs=linted_tbs, lint=report)
+
+    def _build(
+        self,
+        profile: CertificateProfile,
+        issuer: IssuingCa,
+        request: IssueRequest,
+        serial: int,
+        subject: x509.Name,
+        validity: Validity,
+    ) -> x509.CertificateBuilder:
+        """The certificate body: subject and extensions from profile and holder; from the CSR only its key."""
         public_key = request.csr.public_key()
         issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         crl_dp, aia = ext.distribution_extensions(self.urls, issuer.name)
@@ -154,27 +181,12 @@ class CertificateAuthority:
             .add_extension(aia, critical=False)
         )
         if profile.extended_key_usage:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ext.EKU_OIDS[name] for name in profile.extended_key_usage]),
-                critical=False,
-            )
-        alt_names = ext.holder_alt_names(profile, request.holder, issued_at)
+            usages = [ext.EKU_OIDS[name] for name in profile.extended_key_usage]
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        alt_names = ext.holder_alt_names(profile, request.holder, validity.not_before)
         if alt_names is not None:
             builder = builder.add_extension(alt_names, critical=False)
-        linted_tbs, report = lint_copy(builder, issuer.signing, self.linter)
-        intent = IssuanceIntent(
-            serial=serial,
-            issuer=issuer.name,
-            profile=profile.name,
-            subject=subject.rfc4514_string(),
-            key_algorithm=algorithm,
-            assurance=request.assurance,
-            not_before=validity.not_before,
-            not_after=validity.not_after,
-            validity_rule=validity.rule,
-            linted=self.linter is not None,
-        )
-        return PreparedCertificate(intent=intent, builder=builder, linted_tbs=linted_tbs, lint=report)
+        return builder
 
     def issue_prepared(self, prepared: PreparedCertificate, store: IssuanceStore) -> IssuedCertificate:
         """Record the intent, sign once on the token, record the certificate. Nothing half-done survives."""

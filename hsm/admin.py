@@ -58,11 +58,8 @@ def write_softhsm_conf(home: Path) -> Path:
 
 def softhsm_token_exists(conf: Path, label: str) -> bool:
     result = _softhsm_util(conf, ["--show-slots"])
-    return f"Label:            {label}" in result.stdout or any(
-        line.split(":", 1)[1].strip() == label
-        for line in result.stdout.splitlines()
-        if line.strip().startswith("Label:")
-    )
+    labels = (line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.strip().startswith("Label:"))
+    return label in labels
 
 
 def init_softhsm_token(conf: Path, label: str, so_pin: str, user_pin: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from rich.console import Console
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

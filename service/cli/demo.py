@@ -30,18 +30,21 @@ SAMPLE_HOLDER = Holder(
 )
 
 
+def _common_name(der: bytes) -> str:
+    cert = x509.load_der_x509_certificate(der)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else cert.subject.rfc4514_string()
+    return f"{name} (until {cert.not_valid_after_utc:%Y-%m-%d})"
+
+
 def _hierarchy_tree(rt: Runtime) -> Tree:
     records = rt.ca_records()
     root = next(r for r in records if r.role == "root")
-    tree = Tree(f"[bold]root[/] {x509.load_der_x509_certificate(root.certificate_der).subject.rfc4514_string()}")
+    tree = Tree(f"[bold]root[/] {_common_name(root.certificate_der)}, key {root.key_label}")
     for issuing in (r for r in records if r.role == "issuing"):
-        cert = x509.load_der_x509_certificate(issuing.certificate_der)
-        branch = tree.add(
-            f"[bold]{issuing.name}[/] {cert.subject.rfc4514_string()} (until {cert.not_valid_after_utc:%Y-%m-%d})"
-        )
+        branch = tree.add(f"[bold]{issuing.name}[/] {_common_name(issuing.certificate_der)}, key {issuing.key_label}")
         for ocsp in (r for r in records if r.role == "ocsp" and r.name == issuing.name):
-            branch.add(f"OCSP signer, key {ocsp.key_uri}")
-        branch.add(f"key {issuing.key_uri}")
+            branch.add(f"OCSP signer {_common_name(ocsp.certificate_der)}, key {ocsp.key_label}")
     return tree
 
 
