@@ -146,6 +146,11 @@ class TokenSession:
     ) -> None:
         self.close()
 
+    def ping(self) -> None:
+        """Prove the token answers on this session (C_GenerateRandom): for health checks."""
+        with self._lock, translated("ping token"):
+            self._session.generate_random(64)
+
     # -- keys --------------------------------------------------------------------------------------------
     def generate_keypair(self, algorithm: KeyAlgorithm, label: str) -> KeyRef:
         """Generate a key pair on the token with koshin's explicit templates; refuse to reuse a label."""

@@ -17,3 +17,47 @@ class CertificateNotFound(ServiceError):
 
 class RevocationRefused(ServiceError):
     """The certificate cannot be revoked in its current state (already revoked, never issued)."""
+
+
+class NotFound(ServiceError):
+    """A registry object named in the request does not exist."""
+
+
+class ResidentNotFound(NotFound):
+    """No resident with that number."""
+
+
+class MunicipalityNotFound(NotFound):
+    """No municipality with that code."""
+
+
+class CardNotFound(NotFound):
+    """No card with that number."""
+
+
+class ProofingEventNotFound(NotFound):
+    """No proofing event with that id."""
+
+
+class ProofingEventUnusable(ServiceError):
+    """The proofing event was already used, has expired, or does not fit the request."""
+
+
+class PolicyDenied(ServiceError):
+    """The assurance-level policy refuses the operation; carries the rule and its reason."""
+
+    def __init__(self, rule_id: str, reason: str, regime: str) -> None:
+        self.rule_id, self.reason, self.regime = rule_id, reason, regime
+        super().__init__(f"policy {regime} rule {rule_id}: {reason}")
+
+
+class AuthenticationRequired(ServiceError):
+    """No valid API token was presented."""
+
+
+class RoleForbidden(ServiceError):
+    """The actor's role may not call this endpoint."""
+
+
+class RequestTooLarge(ServiceError):
+    """The request body exceeds the configured limit."""

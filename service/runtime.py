@@ -7,18 +7,23 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.crl import build_crl
+from ca.crl import build_crl, reason_flag
 from ca.errors import CaNotInitialised
 from ca.extensions import CaUrls
 from ca.hierarchy import run_ceremony, signing_key
 from ca.issuance import CertificateAuthority, IssuingCa
 from ca.lint import PkixLinter
+from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer
 from ca.profiles import ProfileSet, load_profiles
 from hsm import TokenSession
 from service.bootstrap import token_config
 from service.db.models import CaRecord
-from service.db.repository import Repository, make_engine
+from service.db.registry_repo import RegistryRepository
+from service.db.repository import make_engine, utc
+from service.errors import CertificateNotFound
+from service.policy.regime import Regime, load_regime
 from service.settings import Settings
 
 
@@ -26,7 +31,7 @@ from service.settings import Settings
 class Runtime:
     settings: Settings
     session: TokenSession
-    repo: Repository
+    repo: RegistryRepository
     profiles: ProfileSet
     urls: CaUrls
     _authority: CertificateAuthority | None = field(default=None, init=False)
@@ -34,6 +39,48 @@ class Runtime:
     def close(self) -> None:
         self.session.close()
         self.repo.engine.dispose()
+
+    @cached_property
+    def regime(self) -> Regime:
+        """The active assurance-level policy regime (KOSHIN_POLICY), loaded once."""
+        return load_regime(self.settings.policy)
+
+    @cached_property
+    def ocsp(self) -> OcspResponder:
+        issuers = []
+        for record in self.ca_records("issuing"):
+            responder = self.ca_record(record.name, "ocsp")
+            issuers.append(
+                OcspIssuer(
+                    name=record.name,
+                    ca_certificate=x509.load_der_x509_certificate(record.certificate_der),
+                    responder_certificate=x509.load_der_x509_certificate(responder.certificate_der),
+                    responder_key=signing_key(self.session, responder.key_label),
+                )
+            )
+        return OcspResponder(issuers, self._status)
+
+    def _status(self, issuer: str, serial: int) -> StatusAnswer:
+        try:
+            record = self.repo.certificate(serial)
+        except CertificateNotFound:
+            return StatusAnswer(CertStatusKind.UNKNOWN)
+        if record.issuer != issuer or record.status not in ("issued", "revoked"):
+            return StatusAnswer(CertStatusKind.UNKNOWN)
+        if record.status == "revoked":
+            return StatusAnswer(
+                CertStatusKind.REVOKED,
+                revoked_at=utc(record.revoked_at or record.created_at),
+                reason=reason_flag(record.revocation_reason or "unspecified"),
+            )
+        return StatusAnswer(CertStatusKind.GOOD)
+
+    def current_crl(self, ca_name: str) -> bytes:
+        """The newest stored CRL of ``ca_name`` while it is valid; a fresh one otherwise."""
+        stored = self.repo.latest_crl(ca_name)
+        if stored is not None and utc(stored.next_update) > datetime.now(UTC):
+            return stored.crl_der
+        return self.crl(ca_name).public_bytes(Encoding.DER)
 
     @cached_property
     def linter(self) -> PkixLinter | None:
@@ -116,5 +163,5 @@ def open_runtime(settings: Settings, *, create: bool = False) -> Runtime:
     config = token_config(settings, create=create)
     profiles = load_profiles(settings.profiles_dir)
     session = TokenSession(config.module_path, config.token_label, config.pin)
-    repo = Repository(make_engine(settings.resolved_database_url))
+    repo = RegistryRepository(make_engine(settings.resolved_database_url))
     return Runtime(settings, session, repo, profiles, CaUrls(settings.public_base_url))

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     profiles_dir: Path | None = None
     lint: bool = True
+    policy: str = "current-2022"
+    proofing_ttl_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("home", mode="after")
     @classmethod

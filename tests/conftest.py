@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hsm import TokenSession, admin
+from tests.pgserver import PgServer, find_bindir
 
 TEST_TOKEN = "koshin-test"
 
@@ -55,3 +57,38 @@ def token(softhsm: SoftHsm) -> Iterator[TokenSession]:
     session = TokenSession(softhsm.module, softhsm.token_label, softhsm.pin)
     yield session
     session.close()
+
+
+# -- PostgreSQL: one throwaway server per session (tests/pgserver.py), a fresh database per test -----------------
+
+
+def require_postgres() -> None:
+    if find_bindir() is None:
+        message = "PostgreSQL is not installed (Debian package postgresql; `make test` installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    require_postgres()
+    with PgServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pg_server: PgServer) -> str:
+    return pg_server.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test, on each backend. PostgreSQL starts only when a test asks for it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'koshin.db'}"
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    name = f"t_{uuid.uuid4().hex}"
+    yield server.create_database(name)
+    server.drop_database(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 def runtime(*, create: bool = False) -> Iterator[Runtime]:
     """Settings are read here, when the command starts, not at import."""
     rt = open_runtime(Settings(), create=create)
+    rt.repo = rt.repo.acting(f"cli:{getpass.getuser()}", "ca_operator")
     try:
         yield rt
     finally:

@@ -9,9 +9,10 @@ from cryptography import x509
 
 from ca.errors import CaError
 from hsm import HsmError
-from service.cli import ca_commands, demo, keys_commands
+from service.cli import ca_commands, demo, keys_commands, policy_commands, service_commands
 from service.cli.context import console, errors, runtime
 from service.errors import ServiceError
+from service.policy.errors import PolicyError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -21,7 +22,12 @@ app = typer.Typer(
 )
 app.add_typer(ca_commands.app, name="ca")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(service_commands.actors, name="actors")
+app.add_typer(service_commands.registry, name="registry")
+app.add_typer(service_commands.audit, name="audit")
 app.command("demo")(demo.demo)
+app.command("serve")(service_commands.serve)
+app.add_typer(policy_commands.app, name="policy")
 
 
 @app.command()
@@ -40,7 +46,7 @@ def init() -> None:
 def main() -> None:
     try:
         app()
-    except (HsmError, CaError, ServiceError, ValueError, OSError) as exc:
+    except (HsmError, CaError, ServiceError, PolicyError, ValueError, OSError) as exc:
         errors.print(f"koshin: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 

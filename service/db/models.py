@@ -40,6 +40,12 @@ class CertificateRecord(SQLModel, table=True):
     not_after: datetime
     validity_rule: str
     linted: bool
+    resident_id: int | None = Field(default=None, foreign_key="resident.id", index=True)
+    card_id: int | None = Field(default=None, foreign_key="card.id", index=True)
+    device_id: str | None = None
+    proofing_event_id: str | None = Field(default=None, foreign_key="proofing_event.id")
+    replaces_serial: str | None = None
+    key_origin: str = "unknown"  # device | station | unknown: where the holder key pair was generated
     certificate_der: bytes | None = None
     failure: str | None = None
     revoked_at: datetime | None = None

@@ -1,21 +1,29 @@
-"""The one module that reads and writes the database. Implements ca.issuance.IssuanceStore."""
+"""Reads and writes of the CA side: CA records, holder certificates, CRLs. Implements ca.issuance.IssuanceStore.
+
+Every state change appends an audit record in the same transaction, attributed to the repository's actor
+(``Repository.acting(...)`` binds one; operator commands act as ``cli``/``ca_operator``).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Engine, func, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from ca.crl import RevokedEntry, reason_flag
 from ca.errors import SerialCollision
 from ca.hierarchy import CaMaterial
 from ca.issuance import IssuanceIntent
+from service.audit import AuditEntry, append
+from service.db.migrate import upgrade
 from service.db.models import CaRecord, CertificateRecord, CrlRecord
 from service.errors import CertificateNotFound, RevocationRefused
 
@@ -27,7 +35,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite") and database and database != ":memory:":
         os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, connect_args=connect_args)
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
     return engine
 
 
@@ -40,9 +48,39 @@ def serial_hex(serial: int) -> str:
     return f"{serial:040x}"
 
 
+@dataclass(frozen=True)
+class Acting:
+    """Who a repository writes for: every audit record it appends names this actor, role and policy rule."""
+
+    actor: str = "system"
+    role: str = "system"
+    rule_id: str | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuanceMeta:
+    """Service-side facts about an issuance that the CA core does not know."""
+
+    resident_id: int | None = None
+    card_id: int | None = None
+    device_id: str | None = None
+    proofing_event_id: str | None = None
+    replaces_serial: str | None = None
+    key_origin: str = "unknown"
+
+
 class Repository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, acting: Acting | None = None) -> None:
         self.engine = engine
+        self.who = acting or Acting()
+
+    def acting(self, actor: str, role: str, rule_id: str | None = None, decision: str | None = None) -> Self:
+        return type(self)(self.engine, Acting(actor, role, rule_id, decision))
+
+    def audit(self, session: Session, action: str, obj: str, **details: object) -> None:
+        who = self.who
+        append(session, AuditEntry(who.actor, who.role, action, obj, who.rule_id, who.decision, dict(details)))
 
     # -- CA hierarchy ------------------------------------------------------------------------------------
     def ca_records(self) -> list[CaRecord]:
@@ -65,10 +103,12 @@ class Repository:
                         created_at=now,
                     )
                 )
+                self.audit(session, "ca.create", f"{item.role}:{item.name}", key=item.key_uri)
             session.commit()
 
     # -- IssuanceStore -----------------------------------------------------------------------------------
-    def reserve(self, intent: IssuanceIntent) -> None:
+    def reserve(self, intent: IssuanceIntent, meta: IssuanceMeta | None = None) -> None:
+        meta = meta or IssuanceMeta()
         record = CertificateRecord(
             serial_hex=serial_hex(intent.serial),
             issuer=intent.issuer,
@@ -81,20 +121,29 @@ class Repository:
             not_after=intent.not_after,
             validity_rule=intent.validity_rule,
             linted=intent.linted,
+            resident_id=meta.resident_id,
+            card_id=meta.card_id,
+            device_id=meta.device_id,
+            proofing_event_id=meta.proofing_event_id,
+            replaces_serial=meta.replaces_serial,
+            key_origin=meta.key_origin,
             created_at=datetime.now(UTC),
         )
         with Session(self.engine) as session:
             session.add(record)
             try:
-                session.commit()
+                session.flush()
             except IntegrityError as exc:
                 raise SerialCollision(f"serial {record.serial_hex} is already recorded") from exc
+            self.audit(session, "certificate.intent", record.serial_hex, profile=intent.profile, issuer=intent.issuer)
+            session.commit()
 
     def complete(self, intent: IssuanceIntent, certificate_der: bytes) -> None:
         with Session(self.engine) as session:
             record = self._by_serial(session, intent.serial)
             record.status, record.certificate_der = "issued", certificate_der
             session.add(record)
+            self.audit(session, "certificate.issue", record.serial_hex, assurance=record.assurance_level)
             session.commit()
 
     def abandon(self, intent: IssuanceIntent, reason: str) -> None:
@@ -102,6 +151,7 @@ class Repository:
             record = self._by_serial(session, intent.serial)
             record.status, record.failure = "failed", reason[:500]
             session.add(record)
+            self.audit(session, "certificate.fail", record.serial_hex, reason=record.failure)
             session.commit()
 
     # -- certificates ------------------------------------------------------------------------------------
@@ -126,6 +176,7 @@ class Repository:
                 raise RevocationRefused(f"certificate {record.serial_hex} was never issued ({record.status})")
             record.status, record.revoked_at, record.revocation_reason = "revoked", at, reason
             session.add(record)
+            self.audit(session, "certificate.revoke", record.serial_hex, reason=reason)
             session.commit()
             session.refresh(record)
             return record
@@ -163,7 +214,13 @@ class Repository:
                     crl_der=crl.public_bytes(Encoding.DER),
                 )
             )
+            self.audit(session, "crl.publish", f"{issuer}#{number}", entries=len(crl))
             session.commit()
+
+    def latest_crl(self, issuer: str) -> CrlRecord | None:
+        with Session(self.engine) as session:
+            query = select(CrlRecord).where(CrlRecord.issuer == issuer).order_by(CrlRecord.number.desc())  # type: ignore[attr-defined]
+            return session.exec(query).first()
 
     @staticmethod
     def _by_serial(session: Session, serial: int) -> CertificateRecord:

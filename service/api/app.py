@@ -1,0 +1,42 @@
+"""``create_app(settings)``: the FastAPI application over one runtime (token session, database, CA)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import problems
+from service.api.limits import BodyLimit
+from service.api.routes import issuance, publication, registry, system
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. Settings are read here (not at import); tests may pass an open runtime."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or open_runtime(settings, create=settings.embedded)
+        rt.init_hierarchy()
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="koshin",
+        summary="JPKI-style certificate issuance and renewal with an assurance-level policy",
+        version="0.2.0",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (system, registry, issuance, publication):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,108 @@
+"""The one place that turns exceptions into RFC 9457 problem documents (application/problem+json).
+
+Anything not in the table is a 500 with a correlation id in the body and the traceback in the server log,
+never in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ca import errors as ca_errors
+from ca.crl import UnknownReason
+from ca.validity import ValidityError
+from hsm import errors as hsm_errors
+from service import errors as svc
+from service.policy.errors import PolicyError
+
+log = logging.getLogger("koshin.api")
+MEDIA_TYPE = "application/problem+json"
+
+# exception class -> (HTTP status, type slug, title). The first matching row (by isinstance) wins.
+PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
+    (svc.AuthenticationRequired, 401, "authentication-required", "Authentication required"),
+    (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
+    (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
+    (svc.RequestTooLarge, 413, "request-too-large", "Request body too large"),
+    (svc.NotFound, 404, "not-found", "No such object"),
+    (svc.CertificateNotFound, 404, "certificate-not-found", "No such certificate"),
+    (svc.ProofingEventUnusable, 409, "proofing-event-unusable", "Proofing event cannot be used"),
+    (svc.RevocationRefused, 409, "revocation-refused", "Certificate cannot be revoked"),
+    (svc.ConfigurationError, 503, "configuration", "Service misconfigured"),
+    (ca_errors.CsrInvalid, 400, "csr-invalid", "Certificate signing request refused"),
+    (ca_errors.HolderInvalid, 400, "holder-invalid", "Holder record invalid"),
+    (ca_errors.ProfileNotFound, 400, "unknown-profile", "Unknown certificate profile"),
+    (ca_errors.ProfileViolation, 422, "profile-violation", "Request violates the certificate profile"),
+    (ca_errors.LintFailed, 422, "lint-failed", "Pre-issuance lint refused the certificate"),
+    (ValidityError, 422, "validity", "No valid certificate lifetime"),
+    (UnknownReason, 400, "unknown-reason", "Unknown revocation reason"),
+    (ca_errors.SerialCollision, 409, "serial-collision", "Serial number collision"),
+    (ca_errors.IssuanceRefused, 409, "issuance-refused", "Issuance refused"),
+    (ca_errors.CaNotInitialised, 503, "ca-not-initialised", "CA hierarchy not initialised"),
+    (PolicyError, 500, "policy-configuration", "Policy regime unusable"),
+    (hsm_errors.HsmError, 503, "token-unavailable", "Token unavailable"),
+)
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": 'Bearer realm="koshin"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _extra(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, svc.PolicyDenied):
+        return {"rule_id": exc.rule_id, "reason": exc.reason, "regime": exc.regime}
+    if isinstance(exc, ca_errors.LintFailed):
+        return {"findings": exc.findings}
+    return {}
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, hsm_errors.HsmError):
+        return "the token refused or could not be reached; see the server log"
+    return str(exc)
+
+
+async def _mapped(request: Request, exc: Exception) -> JSONResponse:
+    for cls, status, slug, title in PROBLEMS:
+        if isinstance(exc, cls):
+            if status >= 500:
+                log.error("%s on %s %s: %s", slug, request.method, request.url.path, exc)
+            return problem(status, slug, title, _detail(exc), **_extra(exc))
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    correlation = str(uuid.uuid4())
+    log.exception("unhandled error %s on %s %s", correlation, request.method, request.url.path, exc_info=exc)
+    return problem(
+        500, "internal", "Internal error", "unexpected error; quote the correlation id", correlation_id=correlation
+    )
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
+    errors = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))} for err in exc.errors()]
+    return problem(422, "invalid-request", "Request does not match the schema", "see errors", errors=errors)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
+    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    for cls in {row[0] for row in PROBLEMS}:
+        app.add_exception_handler(cls, _mapped)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""Thin HTTP routes: parse, authorise by role, call a flow, shape the answer."""

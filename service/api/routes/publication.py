@@ -1,0 +1,81 @@
+"""What relying parties fetch, without an actor token: CRLs, OCSP, CA certificates (RFC 5280, 6960)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.api.convert import audit_out
+from service.api.deps import RuntimeDep, require
+from service.api.schemas import AuditOut, ChainOut
+from service.db.registry_models import Actor
+from service.errors import NotFound
+from service.policy.model import Role
+
+router = APIRouter()
+OCSP_MEDIA = "application/ocsp-response"
+Auditors = Annotated[Actor, Depends(require(Role.AUDITOR))]
+
+
+def _issuing_name(rt: RuntimeDep, ca: str, *, root_allowed: bool = False) -> str:
+    names = {r.name for r in rt.ca_records("issuing")} | ({"root"} if root_allowed else set())
+    if ca not in names:
+        raise NotFound(f"no CA named {ca!r} (known: {', '.join(sorted(names))})")
+    return ca
+
+
+@router.get("/crl/{ca}.crl", tags=["publication"], response_class=Response)
+def crl(ca: str, rt: RuntimeDep) -> Response:
+    """The current complete CRL (DER), regenerated on every revocation and before it expires."""
+    der = rt.current_crl(_issuing_name(rt, ca, root_allowed=True))
+    return Response(der, media_type="application/pkix-crl")
+
+
+@router.get("/ca/{ca}.cer", tags=["publication"], response_class=Response)
+def ca_certificate(ca: str, rt: RuntimeDep) -> Response:
+    name = _issuing_name(rt, ca, root_allowed=True)
+    record = rt.ca_record(name, "root" if name == "root" else "issuing")
+    return Response(record.certificate_der, media_type="application/pkix-cert")
+
+
+@router.get("/v1/ca/chain", tags=["publication"], response_class=Response)
+def chain(rt: RuntimeDep) -> Response:
+    pem = b"".join(cert.public_bytes(Encoding.PEM) for cert in rt.chain())
+    return Response(pem, media_type="application/pem-certificate-chain")
+
+
+@router.post("/ocsp/{ca}", tags=["publication"], response_class=Response)
+async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
+    """RFC 6960 over HTTP POST (application/ocsp-request)."""
+    _issuing_name(rt, ca)
+    body = await request.body()
+    return Response(rt.ocsp.respond(body), media_type=OCSP_MEDIA)
+
+
+@router.get("/ocsp/{ca}/{encoded:path}", tags=["publication"], response_class=Response)
+def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
+    """RFC 6960 appendix A GET: the base64 DER request in the path."""
+    _issuing_name(rt, ca)
+    try:
+        der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        der = b""
+    return Response(rt.ocsp.respond(der), media_type=OCSP_MEDIA, headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/v1/audit", response_model=list[AuditOut], tags=["audit"])
+def audit_records(rt: RuntimeDep, actor: Auditors, after: int = 0, limit: int = 100) -> list[AuditOut]:
+    """The audit chain, oldest first, ``limit`` records after sequence number ``after``."""
+    return [audit_out(r) for r in rt.repo.audit_records(after, max(1, min(limit, 1000)))]
+
+
+@router.get("/v1/audit/verify", response_model=ChainOut, tags=["audit"])
+def audit_verify(rt: RuntimeDep, actor: Auditors) -> ChainOut:
+    report = rt.repo.verify_audit()
+    return ChainOut(
+        records=report.records, intact=report.intact, first_broken=report.first_broken, problem=report.problem
+    )

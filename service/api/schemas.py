@@ -1,0 +1,219 @@
+"""Request and response bodies. Strict: unknown fields are errors; secrets never appear in a response."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ca.holder import Holder
+from service.policy.model import Channel, Evidence, Operation, Role
+
+ProfileName = Literal["signature", "user-authentication"]
+ReasonName = Literal[
+    "unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+    "certificateHold", "privilegeWithdrawn",
+]  # fmt: skip
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class MunicipalityIn(Strict):
+    code: str = Field(pattern=r"^[0-9]{5,6}$", description="総務省 local government code")
+    name: str = Field(min_length=1, max_length=64)
+    prefecture: str = Field(min_length=1, max_length=64)
+    post_office_delegation: bool = False
+
+
+class CardIn(Strict):
+    number: str = Field(pattern=r"^[0-9A-Z]{4,32}$")
+    issued_on: date
+
+
+class CardOut(BaseModel):
+    number: str
+    issued_on: date
+    expires_on: date
+    status: str
+
+
+def _sex(value: object) -> str:
+    return Holder.model_validate(
+        {
+            "name": "x",
+            "address": "x",
+            "prefecture": "x",
+            "municipality": "x",
+            "date_of_birth": "2000-01-01",
+            "sex": value,
+        }
+    ).sex
+
+
+class ResidentIn(Strict):
+    resident_number: str = Field(pattern=r"^[0-9A-Za-z-]{4,32}$")
+    name: str = Field(min_length=1, max_length=128)
+    address: str = Field(min_length=1, max_length=256)
+    municipality: str = Field(pattern=r"^[0-9]{5,6}$")
+    date_of_birth: date
+    sex: str
+    adult_ward: bool = False
+    evacuee: bool = False
+    cards: list[CardIn] = Field(default_factory=list, max_length=10)
+
+    _sex_code = field_validator("sex", mode="before")(_sex)
+
+
+class ResidentPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    address: str | None = Field(default=None, min_length=1, max_length=256)
+    municipality: str | None = Field(default=None, pattern=r"^[0-9]{5,6}$")
+    date_of_birth: date | None = None
+    sex: str | None = None
+    adult_ward: bool | None = None
+    evacuee: bool | None = None
+
+    @field_validator("sex", mode="before")
+    @classmethod
+    def _sex_code(cls, value: object) -> object:
+        return None if value is None else _sex(value)
+
+
+class ResidentOut(BaseModel):
+    resident_number: str
+    name: str
+    address: str
+    municipality: str
+    date_of_birth: date
+    sex: str
+    adult_ward: bool
+    evacuee: bool
+    cards: list[CardOut]
+
+
+class ResidentUpdateOut(BaseModel):
+    resident: ResidentOut
+    changed_basic_attributes: list[str]
+    revoked_serials: list[str]
+
+
+class RegistryDocument(Strict):
+    municipalities: list[MunicipalityIn] = Field(default_factory=list, max_length=2000)
+    residents: list[ResidentIn] = Field(default_factory=list, max_length=1000)
+
+
+class ImportOut(BaseModel):
+    municipalities: int
+    residents_created: int
+    residents_updated: int
+    cards_created: int
+    revoked_serials: list[str]
+
+
+class ProofingIn(Strict):
+    resident_number: str = Field(min_length=1, max_length=32)
+    operation: Operation
+    channel: Channel
+    evidence: list[Evidence] = Field(default_factory=list, max_length=16)
+    venue: Literal["company_outreach", "wide_area_venue"] | None = None
+
+
+class DecisionOut(BaseModel):
+    allowed: bool
+    rule_id: str
+    reason: str
+    assurance_level: str | None
+    policy_oid: str | None
+    conditions: list[str]
+    basis: str
+    regime: str
+
+
+class ProofingOut(BaseModel):
+    id: str
+    resident_number: str
+    operation: str
+    channel: str
+    evidence: list[str]
+    decision: DecisionOut
+    created_at: datetime
+    expires_at: datetime
+    used: bool
+
+
+class PolicyEvaluateIn(Strict):
+    operation: Operation
+    channel: Channel
+    role: Role
+    actor_municipality: str | None = None
+    holder_municipality: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list, max_length=16)
+    age: int = Field(default=30, ge=0, le=150)
+    adult_ward: bool = False
+    evacuee: bool = False
+    card_valid: bool = True
+    sign_cert_valid: bool = True
+    post_office_delegated: bool = False
+    venue: Literal["company_outreach", "wide_area_venue"] | None = None
+
+
+class CertificateIn(Strict):
+    csr_pem: str = Field(min_length=1, max_length=16_384)
+    resident_number: str = Field(min_length=1, max_length=32)
+    certificate_type: ProfileName
+    proofing_event_id: str = Field(min_length=1, max_length=36)
+    card_number: str | None = Field(default=None, max_length=32)
+    device_id: str | None = Field(default=None, max_length=128)
+    replaces_serial: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F:]{1,60}$")
+    key_origin: Literal["device", "station", "unknown"] = "unknown"
+
+
+class CertificateOut(BaseModel):
+    serial: str
+    certificate_type: str
+    issuer: str
+    status: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    assurance_level: str
+    key_origin: str
+    proofing_event_id: str | None
+    replaces_serial: str | None
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    certificate_pem: str | None
+
+
+class RevokeIn(Strict):
+    reason: ReasonName
+
+
+class AuditOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    object: str
+    rule_id: str | None
+    decision: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class ChainOut(BaseModel):
+    records: int
+    intact: bool
+    first_broken: int | None
+    problem: str | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    token: str
+    database: str

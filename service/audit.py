@@ -1,0 +1,111 @@
+"""Append to and verify the audit chain. Each record's hash covers its fields and its predecessor's hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from service.db.audit_models import AuditHead, AuditRecord
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What happened, by whom, under which policy rule."""
+
+    actor: str
+    role: str
+    action: str
+    object: str
+    rule_id: str | None = None
+    decision: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+SYSTEM = ("system", "system")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def record_hash(record: AuditRecord) -> str:
+    canonical = json.dumps(
+        {
+            "seq": record.seq,
+            "at": _utc(record.at).isoformat(),
+            "actor": record.actor,
+            "role": record.role,
+            "action": record.action,
+            "object": record.object,
+            "rule_id": record.rule_id,
+            "decision": record.decision,
+            "details": record.details,
+            "prev_hash": record.prev_hash,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> AuditRecord:
+    """Add the next record in the caller's transaction; the head row is locked until it commits."""
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+    record = AuditRecord(
+        seq=head.seq + 1,
+        at=(at or datetime.now(UTC)).astimezone(UTC),
+        actor=entry.actor,
+        role=entry.role,
+        action=entry.action,
+        object=entry.object,
+        rule_id=entry.rule_id,
+        decision=entry.decision,
+        details=json.dumps(entry.details, sort_keys=True, ensure_ascii=False, default=str),
+        prev_hash=head.hash,
+        hash="",
+    )
+    record.hash = record_hash(record)
+    head.seq, head.hash = record.seq or 0, record.hash
+    session.add(record)
+    session.add(head)
+    return record
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    records: int
+    first_broken: int | None
+    problem: str | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken is None
+
+
+def verify(session: Session) -> ChainReport:
+    """Recompute every hash in order; report the first record whose link or content does not hold."""
+    previous, expected_seq, count = GENESIS, 1, 0
+    for record in session.exec(select(AuditRecord).order_by(AuditRecord.seq)):  # type: ignore[arg-type]
+        count += 1
+        seq = record.seq or 0
+        if seq != expected_seq:
+            return ChainReport(count, expected_seq, f"record {expected_seq} is missing (found {seq})")
+        if record.prev_hash != previous:
+            return ChainReport(count, seq, f"record {seq} does not link to record {seq - 1}")
+        if record_hash(record) != record.hash:
+            return ChainReport(count, seq, f"record {seq} was altered (its hash does not match its content)")
+        previous, expected_seq = record.hash, expected_seq + 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != count or head.hash != previous):
+        return ChainReport(count, count + 1, f"the chain head says {head.seq} records; {count} remain")
+    return ChainReport(count, None, None)

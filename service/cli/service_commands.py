@@ -1,0 +1,80 @@
+"""``koshin serve``, ``koshin actors add``, ``koshin registry import``, ``koshin audit verify``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from service.api.schemas import RegistryDocument
+from service.cli.context import console, print_json, runtime
+from service.db.registry_models import Actor
+from service.flows.registry import import_registry
+from service.policy.model import Role
+from service.settings import Settings
+
+actors = typer.Typer(no_args_is_help=True, help="Manage API actors and their tokens.")
+registry = typer.Typer(no_args_is_help=True, help="Municipalities, residents and cards.")
+audit = typer.Typer(no_args_is_help=True, help="The audit chain.")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the REST service (initialising the embedded default when missing)."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = Settings()
+    app = create_app(settings)
+    console.print(f"koshin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs, /redoc)")
+    uvicorn.run(app, host=host, port=port, log_level="info", workers=1)
+
+
+@actors.command("add")
+def add_actor(
+    role: Annotated[Role, typer.Option(help="The actor's role.")],
+    municipality: Annotated[str | None, typer.Option(help="Municipality code the actor belongs to.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the audit log.")] = None,
+) -> None:
+    """Create an actor and print its API token once (only its SHA-256 is stored)."""
+    with runtime() as rt:
+        actor, token = rt.repo.add_actor(name or f"{role.value}-{municipality or 'any'}", role.value, municipality)
+    console.print(f"actor {actor.name} ({actor.role}, municipality {actor.municipality_code or '-'})")
+    console.print(f"token {token}")
+    console.print("the token is shown once; store it now")
+
+
+@registry.command("import")
+def import_file(path: Annotated[Path, typer.Argument(help="Registry JSON document.")]) -> None:
+    """Create or update municipalities, residents and cards; attribute changes revoke as the API does."""
+    try:
+        document = RegistryDocument.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read registry document {path}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"registry document invalid at {where}: {first['msg']} ({exc.error_count()} errors)") from exc
+    with runtime() as rt:
+        operator = Actor(name=rt.repo.who.actor, role="ca_operator", token_sha256="", created_at=datetime.now(UTC))
+        result = import_registry(rt, operator, document)
+    print_json(result.__dict__)
+
+
+@audit.command("verify")
+def verify() -> None:
+    """Recompute the audit chain; report the first broken link (exit 1) or that it is intact."""
+    with runtime() as rt:
+        report = rt.repo.verify_audit()
+    if report.intact:
+        console.print(f"audit chain intact: {report.records} records")
+        return
+    console.print(f"audit chain BROKEN at record {report.first_broken}: {report.problem}")
+    raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Alembic migrations of koshin's schema, applied automatically when the database is opened."""

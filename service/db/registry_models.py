@@ -1,0 +1,81 @@
+"""Registry tables: municipalities, residents, cards, actors and proofing events.
+
+The resident record holds the four basic attributes (基本4情報); no PIN, password or key is ever a column.
+Actor API tokens are stored as SHA-256 digests only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class Municipality(SQLModel, table=True):
+    __tablename__ = "municipality"
+
+    code: str = Field(primary_key=True, max_length=16)
+    name: str
+    prefecture: str
+    post_office_delegation: bool = False
+
+
+class Resident(SQLModel, table=True):
+    __tablename__ = "resident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    resident_number: str = Field(unique=True, index=True, max_length=32)  # the registry's own id, not My Number
+    name: str
+    address: str
+    municipality_code: str = Field(foreign_key="municipality.code", index=True)
+    date_of_birth: date
+    sex: str
+    adult_ward: bool = False
+    evacuee: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class Card(SQLModel, table=True):
+    __tablename__ = "card"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, index=True, max_length=32)
+    resident_id: int = Field(foreign_key="resident.id", index=True)
+    issued_on: date
+    expires_on: date
+    status: str = Field(default="active", index=True)  # active | lost | revoked | expired | superseded
+    created_at: datetime
+
+
+class Actor(SQLModel, table=True):
+    __tablename__ = "actor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    role: str = Field(index=True)
+    municipality_code: str | None = Field(default=None, foreign_key="municipality.code")
+    token_sha256: str = Field(unique=True, index=True, max_length=64)
+    active: bool = True
+    created_at: datetime
+
+
+class ProofingEvent(SQLModel, table=True):
+    """One identity verification by one actor: single-use, and valid only until ``expires_at``."""
+
+    __tablename__ = "proofing_event"
+
+    id: str = Field(primary_key=True, max_length=36)
+    actor_id: int = Field(foreign_key="actor.id", index=True)
+    resident_id: int = Field(foreign_key="resident.id", index=True)
+    operation: str
+    channel: str
+    evidence: str  # JSON list
+    regime: str
+    rule_id: str
+    assurance_level: str
+    policy_oid: str
+    conditions: str  # JSON list
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Orchestration: authenticate -> decide by policy -> record intent -> act -> record -> audit."""

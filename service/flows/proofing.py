@@ -1,0 +1,82 @@
+"""Recording an identity verification: the policy decides whether this actor may, and what level it grants."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.db.registry_models import Actor, ProofingEvent, Resident
+from service.errors import PolicyDenied
+from service.policy.engine import decide
+from service.policy.model import Channel, Decision, Evidence, HolderState, Operation, PolicyRequest, Role
+from service.registry_rules import age_on
+from service.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ProofingInput:
+    resident_number: str
+    operation: Operation
+    channel: Channel
+    evidence: frozenset[Evidence]
+    venue: str | None = None
+
+
+def policy_request(rt: Runtime, actor: Actor, resident: Resident, item: ProofingInput) -> PolicyRequest:
+    """What the policy sees: the operation, the channel, who acts, what was shown, the holder's state."""
+    municipality = rt.repo.municipality(resident.municipality_code)
+    today = datetime.now(UTC).date()
+    cards = rt.repo.cards_of(resident.id or 0)
+    signature_live = bool(rt.repo.live_certificates(resident.id or 0, "signature"))
+    return PolicyRequest(
+        operation=item.operation,
+        channel=item.channel,
+        role=Role(actor.role),
+        actor_municipality=actor.municipality_code,
+        holder_municipality=resident.municipality_code,
+        evidence=item.evidence,
+        holder=HolderState(
+            age=age_on(resident.date_of_birth, today),
+            adult_ward=resident.adult_ward,
+            evacuee=resident.evacuee,
+            card_valid=any(c.status == "active" and c.expires_on >= today for c in cards),
+            sign_cert_valid=signature_live,
+        ),
+        post_office_delegated=municipality.post_office_delegation,
+        venue=item.venue,
+    )
+
+
+def evaluate(rt: Runtime, request: PolicyRequest) -> Decision:
+    return decide(request, rt.regime, rt.profiles.hierarchy.assurance_policies)
+
+
+def record_proofing(rt: Runtime, actor: Actor, item: ProofingInput) -> tuple[ProofingEvent, Decision]:
+    """Decide, then store a single-use event that expires; a refusal is audited and raised as PolicyDenied."""
+    resident = rt.repo.resident(item.resident_number)
+    decision = evaluate(rt, policy_request(rt, actor, resident, item))
+    repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
+    if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
+        repo.record_denial(
+            f"resident:{item.resident_number}", operation=item.operation, channel=item.channel, reason=decision.reason
+        )
+        raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
+    now = datetime.now(UTC).replace(microsecond=0)
+    event = ProofingEvent(
+        id=str(uuid.uuid4()),
+        actor_id=actor.id or 0,
+        resident_id=resident.id or 0,
+        operation=item.operation.value,
+        channel=item.channel.value,
+        evidence=json.dumps(sorted(e.value for e in item.evidence)),
+        regime=decision.regime,
+        rule_id=decision.rule_id,
+        assurance_level=decision.assurance.value,
+        policy_oid=decision.policy_oid,
+        conditions=json.dumps(list(decision.conditions)),
+        created_at=now,
+        expires_at=now + timedelta(minutes=rt.settings.proofing_ttl_minutes),
+    )
+    return repo.record_proofing(event), decision

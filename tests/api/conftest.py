@@ -1,0 +1,142 @@
+"""The REST service in-process over the session SoftHSM token, on SQLite and on PostgreSQL.
+
+One runtime (CA hierarchy + database) per backend for the session; an actor per role; a small registry:
+Miyazaki (452017, post-office delegation on), Matsuyama (382019, off).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from hsm import KeyAlgorithm, TokenSession
+from service.api.app import create_app
+from service.policy.model import Role
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings
+from tests.conftest import SoftHsm
+from tests.integration.conftest import token_csr
+from tests.pgserver import PgServer
+
+MIYAZAKI, MATSUYAMA = "452017", "382019"
+REGISTRY: dict[str, Any] = {
+    "municipalities": [
+        {"code": MIYAZAKI, "name": "宮崎市", "prefecture": "宮崎県", "post_office_delegation": True},
+        {"code": MATSUYAMA, "name": "松山市", "prefecture": "愛媛県", "post_office_delegation": False},
+    ],
+    "residents": [],
+}
+COUNTER_EVIDENCE = ["photo_id_document", "resident_register_match"]
+
+
+@dataclass
+class Api:
+    client: TestClient
+    runtime: Runtime
+    tokens: dict[str, str]  # role (or alias) -> bearer token
+    backend: str
+    csr_pem: str
+
+    def as_(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def post(self, path: str, who: str, body: Any = None) -> httpx.Response:
+        response: httpx.Response = self.client.post(path, json=body, headers=self.as_(who))
+        return response
+
+    def get(self, path: str, who: str) -> httpx.Response:
+        response: httpx.Response = self.client.get(path, headers=self.as_(who))
+        return response
+
+    def new_resident(self, municipality: str = MIYAZAKI, **fields: Any) -> str:
+        number = f"R-{uuid.uuid4().hex[:12]}"
+        body = {
+            "resident_number": number,
+            "name": "宮崎 花子",
+            "address": "宮崎県宮崎市橘通西一丁目1番1号",
+            "municipality": municipality,
+            "date_of_birth": "1988-04-12",
+            "sex": "female",
+            "cards": [{"number": f"C{uuid.uuid4().hex[:12].upper()}", "issued_on": "2021-06-01"}],
+            **fields,
+        }
+        response = self.post("/v1/residents", "municipal_staff", body)
+        assert response.status_code == 201, response.text
+        return number
+
+    def card_of(self, resident: str) -> str:
+        return str(self.get(f"/v1/residents/{resident}", "municipal_staff").json()["cards"][0]["number"])
+
+    def proof(self, resident: str, who: str = "municipal_staff", **fields: Any) -> httpx.Response:
+        body = {"resident_number": resident, "operation": "cert_issue", "channel": "counter_in_person",
+                "evidence": COUNTER_EVIDENCE, **fields}  # fmt: skip
+        return self.post("/v1/proofing-events", who, body)
+
+    def issue(self, resident: str, certificate_type: str = "signature", **fields: Any) -> httpx.Response:
+        event = self.proof(resident)
+        assert event.status_code == 201, event.text
+        body = {"csr_pem": self.csr_pem, "resident_number": resident, "certificate_type": certificate_type,
+                "proofing_event_id": event.json()["id"], "card_number": self.card_of(resident), **fields}  # fmt: skip
+        return self.post("/v1/certificates", "municipal_staff", body)
+
+
+def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str) -> Runtime:
+    settings = Settings(
+        home=home,
+        pkcs11_module=softhsm.module,
+        token_label=softhsm.token_label,
+        token_pin=SecretStr(softhsm.pin),
+        database_url=database_url,
+        ca_key_algorithm=KeyAlgorithm.P256,
+        key_label_prefix=prefix,
+    )
+    runtime = open_runtime(settings)
+    runtime.init_hierarchy()
+    return runtime
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest, softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    backend = request.param
+    home = tmp_path_factory.mktemp(f"api-{backend}")
+    if backend == "sqlite":
+        url = f"sqlite:///{home / 'koshin.db'}"
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        url = server.create_database(f"api_{uuid.uuid4().hex[:8]}")
+    runtime = make_runtime(softhsm, home, url, f"api-{backend}-")
+    app = create_app(runtime.settings, runtime=runtime)
+    csr = token_csr(token, "api-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        _, operator_token = runtime.repo.add_actor("operator", "ca_operator", None)
+        client.headers.update({"Authorization": f"Bearer {operator_token}"})
+        response = client.post("/v1/registry/import", json=REGISTRY)
+        assert response.status_code == 200, response.text
+        client.headers.pop("Authorization")
+        tokens = {"ca_operator": operator_token}
+        for role in Role:
+            if role is Role.CA_OPERATOR:
+                continue
+            municipality: str | None = MATSUYAMA if role is Role.OTHER_MUNICIPALITY_STAFF else MIYAZAKI
+            if role is Role.AUDITOR:
+                municipality = None
+            tokens[role.value] = runtime.repo.add_actor(f"{role.value}-1", role.value, municipality)[1]
+        tokens["matsuyama_staff"] = runtime.repo.add_actor("matsuyama-staff", "municipal_staff", MATSUYAMA)[1]
+        yield Api(client, runtime, tokens, backend, csr)
+    runtime.close()
+
+
+def load_pem(text: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(text.encode())

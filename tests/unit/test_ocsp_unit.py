@@ -1,0 +1,270 @@
+"""The OCSP responder core without a token: software keys behind the same key seam (a fake TokenSigner)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ca.keyseam import token_private_key
+from ca.ocsp import (
+    CertStatusKind,
+    OcspConfigurationError,
+    OcspIssuer,
+    OcspResponder,
+    StatusAnswer,
+    cert_id_hashes,
+    ocsp_request_der,
+)
+from ca.signing import SigningKey, ThrowawayKey, throwaway_key
+from hsm import KeyAlgorithm, SignatureScheme
+
+NOW = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+@dataclass
+class FakeSigner:
+    """A TokenSigner over software keys, counting the signatures it makes."""
+
+    keys: dict[str, tuple[KeyAlgorithm, ThrowawayKey]] = field(default_factory=dict)
+    signed: list[tuple[str, SignatureScheme]] = field(default_factory=list)
+
+    def sign(self, label: str, data: bytes, scheme: SignatureScheme) -> bytes:
+        self.signed.append((label, scheme))
+        key = self.keys[label][1]
+        digest = hashes.SHA384() if scheme.hash_name == "sha384" else hashes.SHA256()
+        if isinstance(key, rsa.RSAPrivateKey):
+            assert scheme.is_rsa
+            return key.sign(data, padding.PKCS1v15(), digest)
+        return key.sign(data, ec.ECDSA(digest))
+
+    def public_key_der(self, label: str) -> bytes:
+        return self.keys[label][1].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+    def algorithm_of(self, label: str) -> KeyAlgorithm:
+        return self.keys[label][0]
+
+    def signing_key(self, label: str, algorithm: KeyAlgorithm) -> SigningKey:
+        self.keys[label] = (algorithm, throwaway_key(algorithm))
+        return SigningKey(token_private_key(self, label), algorithm, throwaway_key(algorithm))
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(
+    subject: str, issuer: x509.Name, public: object, signer: SigningKey, ca: bool, eku: bool = False
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(public)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+    return builder.sign(signer.key, hashes.SHA256())
+
+
+@dataclass
+class Setup:
+    signer: FakeSigner
+    ca: x509.Certificate
+    responder_cert: x509.Certificate
+    issuer: OcspIssuer
+    leaf: x509.Certificate
+    foreign_ca: x509.Certificate
+    foreign_leaf: x509.Certificate
+
+    def responder(self, lookup: Callable[[str, int], StatusAnswer] | None = None) -> OcspResponder:
+        return OcspResponder([self.issuer], lookup or (lambda _name, _serial: StatusAnswer(CertStatusKind.GOOD)))
+
+
+def _setup(algorithm: KeyAlgorithm) -> Setup:
+    signer = FakeSigner()
+    ca_key = signer.signing_key("ca", algorithm)
+    ca = _cert("Test CA", _name("Test CA"), ca_key.key.public_key(), ca_key, ca=True)
+    responder_key = signer.signing_key("ocsp", algorithm)
+    responder_cert = _cert("Test OCSP", ca.subject, responder_key.key.public_key(), ca_key, ca=False, eku=True)
+    leaf = _cert("holder", ca.subject, throwaway_key(KeyAlgorithm.P256).public_key(), ca_key, ca=False)
+    foreign_key = signer.signing_key("foreign", algorithm)
+    foreign_ca = _cert("Test CA", _name("Test CA"), foreign_key.key.public_key(), foreign_key, ca=True)
+    holder_key = throwaway_key(KeyAlgorithm.P256).public_key()
+    foreign_leaf = _cert("holder", foreign_ca.subject, holder_key, foreign_key, ca=False)
+    issuer = OcspIssuer("signature", ca, responder_cert, responder_key)
+    return Setup(signer, ca, responder_cert, issuer, leaf, foreign_ca, foreign_leaf)
+
+
+@pytest.fixture(scope="module", params=[KeyAlgorithm.RSA2048, KeyAlgorithm.P256, KeyAlgorithm.P384], ids=str)
+def setup(request: pytest.FixtureRequest) -> Setup:
+    return _setup(request.param)
+
+
+def _basic(der: bytes) -> ocsp.OCSPResponse:
+    response = ocsp.load_der_ocsp_response(der)
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    return response
+
+
+def _signature_ok(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+    public = cert.public_key()
+    assert response.signature_hash_algorithm is not None
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(
+                response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm
+            )
+        else:
+            assert isinstance(public, ec.EllipticCurvePublicKey)
+            public.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm))
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()], ids=str)  # noqa: S303
+def test_cert_id_hashes_match_cryptography(setup: Setup, algorithm: hashes.HashAlgorithm) -> None:
+    request = ocsp.load_der_ocsp_request(ocsp_request_der(setup.leaf, setup.ca, algorithm=algorithm))
+    assert cert_id_hashes(setup.ca, algorithm.name) == (request.issuer_name_hash, request.issuer_key_hash)
+
+
+def test_good_answer_is_signed_through_the_seam(setup: Setup) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def lookup(name: str, serial: int) -> StatusAnswer:
+        seen.append((name, serial))
+        return StatusAnswer(CertStatusKind.GOOD)
+
+    setup.signer.signed.clear()
+    request_der = ocsp_request_der(setup.leaf, setup.ca)
+    response = _basic(OcspResponder([setup.issuer], lookup, timedelta(minutes=30)).respond(request_der, NOW))
+    assert seen == [("signature", setup.leaf.serial_number)]
+    assert [label for label, _ in setup.signer.signed] == ["ocsp"]
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert response.serial_number == setup.leaf.serial_number
+    assert isinstance(response.hash_algorithm, hashes.SHA1)
+    assert response.this_update_utc == NOW and response.next_update_utc == NOW + timedelta(minutes=30)
+    assert response.produced_at_utc is not None
+    assert response.responder_name is None
+    assert response.responder_key_hash == cert_id_hashes(setup.responder_cert, "sha1")[1]
+    assert response.certificates == [setup.responder_cert]
+    assert _signature_ok(response, setup.responder_cert)
+    assert not _signature_ok(response, setup.ca)
+    expected = hashes.SHA384 if setup.issuer.responder_key.algorithm is KeyAlgorithm.P384 else hashes.SHA256
+    assert isinstance(response.signature_hash_algorithm, expected)
+    request = ocsp.load_der_ocsp_request(request_der)
+    assert (
+        response.extensions.get_extension_for_class(x509.OCSPNonce).value
+        == request.extensions.get_extension_for_class(x509.OCSPNonce).value
+    )
+
+
+def test_revoked_answer_carries_time_and_reason(setup: Setup) -> None:
+    at = datetime(2030, 1, 2, 3, 4, 5, 678901)  # naive: UTC; the fraction is dropped
+    answer = StatusAnswer(CertStatusKind.REVOKED, at, x509.ReasonFlags.key_compromise)
+    response = _basic(setup.responder(lambda _n, _s: answer).respond(ocsp_request_der(setup.leaf, setup.ca), NOW))
+    assert response.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert response.revocation_time_utc == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert response.revocation_reason is x509.ReasonFlags.key_compromise
+    unspecified = StatusAnswer(CertStatusKind.REVOKED, at, x509.ReasonFlags.unspecified)
+    response = _basic(setup.responder(lambda _n, _s: unspecified).respond(ocsp_request_der(setup.leaf, setup.ca), NOW))
+    assert response.certificate_status is ocsp.OCSPCertStatus.REVOKED and response.revocation_reason is None
+
+
+def test_unknown_answer_and_sha256_cert_id(setup: Setup) -> None:
+    answer = StatusAnswer(CertStatusKind.UNKNOWN)
+    request_der = ocsp_request_der(setup.leaf, setup.ca, nonce=False, algorithm=hashes.SHA256())
+    response = _basic(setup.responder(lambda _n, _s: answer).respond(request_der, NOW))
+    assert response.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+    assert isinstance(response.hash_algorithm, hashes.SHA256)
+    assert response.issuer_key_hash == cert_id_hashes(setup.ca, "sha256")[1]
+    assert len(response.extensions) == 0
+
+
+def _multi_request(single: bytes) -> bytes:
+    request = asn1_ocsp.OCSPRequest.load(single)
+    entry = request["tbs_request"]["request_list"][0]
+    multi: bytes = asn1_ocsp.OCSPRequest({"tbs_request": {"request_list": [entry.copy(), entry.copy()]}}).dump()
+    return multi
+
+
+def test_malformed_requests(setup: Setup) -> None:
+    setup.signer.signed.clear()
+    good = ocsp_request_der(setup.leaf, setup.ca)
+    for bad in (b"", b"\x30\x00", b"not DER at all", good[:-3], good + b"\x00", _multi_request(good)):
+        response = ocsp.load_der_ocsp_response(setup.responder().respond(bad, NOW))
+        assert response.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST, bad
+    multi = _multi_request(good)
+    assert len(asn1_ocsp.OCSPRequest.load(multi)["tbs_request"]["request_list"]) == 2  # well-formed RFC 6960
+    with pytest.raises(NotImplementedError, match="more than one"):
+        ocsp.load_der_ocsp_request(multi)
+    assert setup.signer.signed == []
+
+
+def test_foreign_issuer_is_unauthorized(setup: Setup) -> None:
+    setup.signer.signed.clear()
+    response = setup.responder().respond(ocsp_request_der(setup.foreign_leaf, setup.foreign_ca), NOW)
+    assert ocsp.load_der_ocsp_response(response).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert setup.signer.signed == []
+
+
+def test_failing_lookup_is_an_internal_error(setup: Setup) -> None:
+    def lookup(_name: str, _serial: int) -> StatusAnswer:
+        raise RuntimeError("database unavailable")
+
+    response = setup.responder(lookup).respond(ocsp_request_der(setup.leaf, setup.ca), NOW)
+    assert ocsp.load_der_ocsp_response(response).response_status is ocsp.OCSPResponseStatus.INTERNAL_ERROR
+
+
+def test_overlong_nonce_is_not_echoed(setup: Setup) -> None:
+    for size, echoed in ((1, True), (32, True), (33, False)):
+        request_der = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(setup.leaf, setup.ca, hashes.SHA1())  # noqa: S303
+            .add_extension(x509.OCSPNonce(b"n" * size), critical=False)
+            .build()
+            .public_bytes(Encoding.DER)
+        )
+        response = _basic(setup.responder().respond(request_der, NOW))
+        nonces = [e.value for e in response.extensions if isinstance(e.value, x509.OCSPNonce)]
+        assert nonces == ([x509.OCSPNonce(b"n" * size)] if echoed else []), size
+
+
+def test_status_answer_invariants() -> None:
+    with pytest.raises(ValueError, match="needs revoked_at"):
+        StatusAnswer(CertStatusKind.REVOKED)
+    with pytest.raises(ValueError, match="no revocation time"):
+        StatusAnswer(CertStatusKind.GOOD, NOW)
+    with pytest.raises(ValueError, match="no revocation time"):
+        StatusAnswer(CertStatusKind.UNKNOWN, reason=x509.ReasonFlags.superseded)
+
+
+def test_inconsistent_issuers_are_refused() -> None:
+    s = _setup(KeyAlgorithm.P256)
+    good = lambda _n, _s: StatusAnswer(CertStatusKind.GOOD)  # noqa: E731
+    foreign = OcspIssuer("x", s.foreign_ca, s.responder_cert, s.issuer.responder_key)
+    with pytest.raises(OcspConfigurationError, match="not issued by the CA"):
+        OcspResponder([foreign], good)
+    other_key = s.signer.signing_key("other", KeyAlgorithm.P256)
+    with pytest.raises(OcspConfigurationError, match="does not match"):
+        OcspResponder([OcspIssuer("x", s.ca, s.responder_cert, other_key)], good)
+    with pytest.raises(OcspConfigurationError, match="OCSPSigning"):
+        OcspResponder([OcspIssuer("x", s.ca, s.leaf, s.issuer.responder_key)], good)
+    with pytest.raises(OcspConfigurationError, match="duplicate"):
+        OcspResponder([s.issuer, s.issuer], good)
+    with pytest.raises(OcspConfigurationError, match="positive"):
+        OcspResponder([s.issuer], good, timedelta(0))
