@@ -14,6 +14,7 @@ DEB_PACKAGES := softhsm2 opensc openssl postgresql
 run: deps
 	$(BIN)/koshin init
 	$(BIN)/koshin demo
+	$(BIN)/koshin serve
 
 test: deps check
 	$(BIN)/pytest

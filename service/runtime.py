@@ -43,7 +43,8 @@ class Runtime:
     @cached_property
     def regime(self) -> Regime:
         """The active assurance-level policy regime (KOSHIN_POLICY), loaded once."""
-        return load_regime(self.settings.policy)
+        directory = self.settings.profiles_dir / "policy" if self.settings.profiles_dir else None
+        return load_regime(self.settings.policy, directory)
 
     @cached_property
     def ocsp(self) -> OcspResponder:

@@ -1,0 +1,103 @@
+"""`koshin serve` on the embedded default, driven as an operator and an integrator would: the CLI for actors
+and the registry, curl-like HTTP for the API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_softhsm
+from tests.integration.test_cli import KOSHIN, Cli
+
+REGISTRY = {
+    "municipalities": [{"code": "452017", "name": "宮崎市", "prefecture": "宮崎県", "post_office_delegation": True}],
+    "residents": [
+        {
+            "resident_number": "MZK-0001",
+            "name": "宮崎 一郎",
+            "address": "宮崎県宮崎市橘通西一丁目1番1号",
+            "municipality": "452017",
+            "date_of_birth": "1970-05-05",
+            "sex": "male",
+            "cards": [{"number": "C0000001", "issued_on": "2020-10-01"}],
+        }
+    ],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
+    require_softhsm()
+    cli = Cli(tmp_path_factory.mktemp("serve") / "home")
+    port = _free_port()
+    cli.env["KOSHIN_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    log = (cli.home.parent / "serve.log").open("w")
+    server = subprocess.Popen([KOSHIN, "serve", "--port", str(port)], env=cli.env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("koshin serve did not become healthy")
+        assert server.poll() is None, (cli.home.parent / "serve.log").read_text()[-2000:]
+        yield cli, base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_serve_initialises_the_embedded_default_and_prints_the_docs_url(served: tuple[Cli, str]) -> None:
+    cli, base = served
+    assert (cli.home / "koshin.db").exists() and (cli.home / "tokens").is_dir()
+    assert f"{base}/docs" in (cli.home.parent / "serve.log").read_text()
+    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "koshin"
+
+
+def test_operator_commands_then_the_api(served: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, base = served
+    document = tmp_path / "registry.json"
+    document.write_text(json.dumps(REGISTRY, ensure_ascii=False))
+    imported = json.loads(cli.ok("registry", "import", str(document)))
+    assert imported["residents_created"] + imported["residents_updated"] == 1
+
+    out = cli.ok("actors", "add", "--role", "municipal_staff", "--municipality", "452017", "--name", "counter-1")
+    token = next(line.split()[1] for line in out.splitlines() if line.startswith("token "))
+    assert token.startswith("ksn_")
+    assert token not in (cli.home / "koshin.db").read_bytes().decode(errors="ignore")  # stored hashed only
+
+    headers = {"Authorization": f"Bearer {token}"}
+    event = httpx.post(f"{base}/v1/proofing-events", headers=headers, json={
+        "resident_number": "MZK-0001", "operation": "cert_issue", "channel": "counter_in_person",
+        "evidence": ["photo_id_document", "resident_register_match"]})  # fmt: skip
+    assert event.status_code == 201, event.text
+    assert event.json()["decision"]["assurance_level"] == "IAL3"
+
+    shown = json.loads(cli.ok("policy", "show", "--json"))
+    assert "current-2022" in json.dumps(shown)
+    evaluated = json.loads(cli.ok("policy", "evaluate", "--operation", "card_renew", "--channel",
+                                  "online_face_match", "--role", "holder_app", "--json"))  # fmt: skip
+    assert evaluated["allowed"] is False
+
+    assert "intact" in cli.ok("audit", "verify")
+    assert "invalid" in cli.fails("actors", "add", "--role", "wizard").lower()
