@@ -106,21 +106,22 @@ def key_usage(names: tuple[str, ...], *, ca: bool = False) -> x509.KeyUsage:
 
 
 def distribution_extensions(
-    urls: CaUrls, ca: str
+    urls: CaUrls, ca: str, *, ocsp: bool = True
 ) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
+    """CRL distribution point and AIA of a certificate issued by ``ca``. Without ``ocsp`` (certificates the
+    root issues: there is no root OCSP responder) the AIA names only the issuer certificate."""
     crl_dp = x509.CRLDistributionPoints(
         [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl(ca))], None, None, None)]
     )
-    aia = x509.AuthorityInformationAccess(
-        [
-            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp(ca))),
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(urls.ca_issuers(ca)),
-            ),
-        ]
-    )
-    return crl_dp, aia
+    access = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_issuers(ca))
+        )
+    ]
+    if ocsp:
+        responder = x509.UniformResourceIdentifier(urls.ocsp(ca))
+        access.insert(0, x509.AccessDescription(AuthorityInformationAccessOID.OCSP, responder))
+    return crl_dp, x509.AuthorityInformationAccess(access)
 
 
 def policies(hierarchy: Hierarchy, level: AssuranceLevel) -> x509.CertificatePolicies:

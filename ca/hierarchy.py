@@ -116,7 +116,7 @@ def _certify_all(
     for name, spec in hierarchy.issuing.items():
         label, uri, key = ceremony.new_key(name, "issuing")
         public = key.key.public_key()
-        crl_dp, aia = ext.distribution_extensions(urls, "root")
+        crl_dp, aia = ext.distribution_extensions(urls, "root", ocsp=False)
         builder = (
             _ca_builder(ext.ca_subject(spec), root_name, public, spec, now)
             .add_extension(x509.BasicConstraints(ca=True, path_length=spec.path_length), critical=True)

@@ -61,3 +61,11 @@ class RoleForbidden(ServiceError):
 
 class RequestTooLarge(ServiceError):
     """The request body exceeds the configured limit."""
+
+
+class InvalidSerial(ServiceError):
+    """A serial number in a request is not a positive hexadecimal number."""
+
+
+class OutsideJurisdiction(ServiceError):
+    """Municipal staff may change only the registry of their own municipality."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from ca.validity import nth_birthday_after
+from service.errors import InvalidSerial
 
 MAJORITY_CHANGE = date(2022, 4, 1)
 BASIC_ATTRIBUTES = ("name", "address", "date_of_birth", "sex")
@@ -35,3 +36,15 @@ def changed_basic_attributes(before: dict[str, object], after: dict[str, object]
     if moved and "address" not in changed:
         changed.append("address")
     return changed
+
+
+def parse_serial(text: str) -> int:
+    """Serials as koshin prints them: hex, optionally with colons or a 0x prefix; positive, at most 20 octets."""
+    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        value = int(cleaned, 16)
+    except ValueError:
+        raise InvalidSerial(f"serial {text!r} is not hexadecimal") from None
+    if value <= 0 or value.bit_length() > 160:
+        raise InvalidSerial(f"serial {text!r} is not a positive number of at most 20 octets")
+    return value

@@ -80,7 +80,9 @@ class Runtime:
         """The newest stored CRL of ``ca_name`` while it is valid; a fresh one otherwise."""
         stored = self.repo.latest_crl(ca_name)
         if stored is not None and utc(stored.next_update) > datetime.now(UTC):
-            return stored.crl_der
+            newest = self.repo.last_revocation_at(ca_name)
+            if newest is None or newest <= utc(stored.this_update):
+                return stored.crl_der
         return self.crl(ca_name).public_bytes(Encoding.DER)
 
     @cached_property

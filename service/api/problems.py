@@ -31,6 +31,8 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
     (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
     (svc.RequestTooLarge, 413, "request-too-large", "Request body too large"),
+    (svc.InvalidSerial, 400, "invalid-serial", "Invalid serial number"),
+    (svc.OutsideJurisdiction, 403, "outside-jurisdiction", "Outside the actor's municipality"),
     (svc.NotFound, 404, "not-found", "No such object"),
     (svc.CertificateNotFound, 404, "certificate-not-found", "No such certificate"),
     (svc.ProofingEventUnusable, 409, "proofing-event-unusable", "Proofing event cannot be used"),
@@ -51,10 +53,14 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
 )
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": 'Bearer realm="koshin"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="koshin"'
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 
 def _extra(exc: BaseException) -> dict[str, Any]:
@@ -97,7 +103,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
-    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {}))
 
 
 def install(app: FastAPI) -> None:

@@ -167,7 +167,7 @@ class CertificateIn(Strict):
     proofing_event_id: str = Field(min_length=1, max_length=36)
     card_number: str | None = Field(default=None, max_length=32)
     device_id: str | None = Field(default=None, max_length=128)
-    replaces_serial: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F:]{1,60}$")
+    replaces_serial: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F:]{1,60}$", description="hex")
     key_origin: Literal["device", "station", "unknown"] = "unknown"
 
 

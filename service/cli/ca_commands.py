@@ -17,7 +17,8 @@ from ca.holder import parse_holder
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.cli.context import console, parse_serial, print_json, runtime
+from service.cli.context import console, print_json, runtime
+from service.registry_rules import parse_serial
 
 app = typer.Typer(no_args_is_help=True, help="Operate the CA hierarchy.")
 

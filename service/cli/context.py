@@ -31,15 +31,3 @@ def runtime(*, create: bool = False) -> Iterator[Runtime]:
 
 def print_json(value: Any) -> None:
     console.out(json.dumps(value, indent=2, ensure_ascii=False, default=str), highlight=False)
-
-
-def parse_serial(text: str) -> int:
-    """Serials as koshin prints them: hex, optionally with colons or a 0x prefix."""
-    cleaned = text.strip().lower().removeprefix("0x").replace(":", "")
-    try:
-        value = int(cleaned, 16)
-    except ValueError:
-        raise ValueError(f"serial {text!r} is not hexadecimal") from None
-    if value <= 0:
-        raise ValueError("serial numbers are positive")
-    return value

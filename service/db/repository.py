@@ -217,6 +217,13 @@ class Repository:
             self.audit(session, "crl.publish", f"{issuer}#{number}", entries=len(crl))
             session.commit()
 
+    def last_revocation_at(self, issuer: str) -> datetime | None:
+        with Session(self.engine) as session:
+            newest = session.exec(
+                select(func.max(CertificateRecord.revoked_at)).where(CertificateRecord.issuer == issuer)
+            ).one()
+        return utc(newest) if newest is not None else None
+
     def latest_crl(self, issuer: str) -> CrlRecord | None:
         with Session(self.engine) as session:
             query = select(CrlRecord).where(CrlRecord.issuer == issuer).order_by(CrlRecord.number.desc())  # type: ignore[attr-defined]

@@ -100,9 +100,9 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
     )
     authority = rt.authority()
     prepared = authority.prepare(request)  # every check and the lint run before the event is spent
-    if not rt.repo.consume_proofing(event.id, datetime.now(UTC)):
-        raise ProofingEventUnusable(f"proofing event {event.id} was used or expired meanwhile")
     repo = rt.repo.acting(actor.name, actor.role, event.rule_id, "allow")
+    if not repo.consume_proofing(event.id, datetime.now(UTC)):
+        raise ProofingEventUnusable(f"proofing event {event.id} was used or expired meanwhile")
     meta = IssuanceMeta(
         resident_id=resident.id,
         card_id=card.id if card else None,
@@ -114,7 +114,7 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
     try:
         issued = authority.issue_prepared(prepared, _BoundStore(repo, meta))
     except Exception:
-        rt.repo.release_proofing(event.id)
+        repo.release_proofing(event.id)
         raise
     if predecessor is not None and predecessor.status == "issued":
         revoke(rt, actor, int(predecessor.serial_hex, 16), "superseded")

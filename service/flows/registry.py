@@ -7,7 +7,7 @@ from typing import Any
 
 from service.api.schemas import RegistryDocument, ResidentIn
 from service.db.registry_models import Actor
-from service.errors import CardNotFound, ResidentNotFound
+from service.errors import CardNotFound, OutsideJurisdiction, ResidentNotFound
 from service.flows.revocation import update_resident
 from service.runtime import Runtime
 
@@ -34,8 +34,25 @@ def resident_fields(item: ResidentIn) -> dict[str, Any]:
     }
 
 
+MUNICIPAL_ROLES = frozenset({"municipal_staff", "fiscal_year_staff"})
+
+
+def check_jurisdiction(actor: Actor, municipality_code: str) -> None:
+    """Municipal staff keep the register of their own municipality only; CA operators act for every one."""
+    if actor.role in MUNICIPAL_ROLES and actor.municipality_code != municipality_code:
+        raise OutsideJurisdiction(
+            f"{actor.role} of {actor.municipality_code or 'no municipality'} may not change the register of "
+            f"{municipality_code}"
+        )
+
+
 def import_registry(rt: Runtime, actor: Actor, document: RegistryDocument) -> ImportResult:
-    """Upsert everything in the document. An attribute change on an existing resident revokes as the API does."""
+    """Upsert everything in the document. An attribute change on an existing resident revokes as the API does.
+    Everything is checked against the actor's jurisdiction before anything is written."""
+    for municipality in document.municipalities:
+        check_jurisdiction(actor, municipality.code)
+    for item in document.residents:
+        check_jurisdiction(actor, item.municipality)
     repo = rt.repo.acting(actor.name, actor.role)
     result = ImportResult()
     for municipality in document.municipalities:
@@ -51,6 +68,7 @@ def import_registry(rt: Runtime, actor: Actor, document: RegistryDocument) -> Im
             repo.create_resident(fields)
             result.residents_created += 1
         else:
+            check_jurisdiction(actor, rt.repo.resident(item.resident_number).municipality_code)
             changes = {k: v for k, v in fields.items() if k != "resident_number"}
             _, _, revoked = update_resident(rt, actor, item.resident_number, changes)
             result.residents_updated += 1

@@ -70,7 +70,8 @@ class Api:
             "cards": [{"number": f"C{uuid.uuid4().hex[:12].upper()}", "issued_on": "2021-06-01"}],
             **fields,
         }
-        response = self.post("/v1/residents", "municipal_staff", body)
+        clerk = "matsuyama_staff" if municipality == MATSUYAMA else "municipal_staff"
+        response = self.post("/v1/residents", clerk, body)
         assert response.status_code == 201, response.text
         return number
 
@@ -140,3 +141,7 @@ def api(
 
 def load_pem(text: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(text.encode())
+
+
+# the live server of test_live.py, registered here so the test module only uses it
+from tests.api.live_fixture import live  # noqa: E402, F401

@@ -123,3 +123,25 @@ def test_health(api: Api) -> None:
 def test_other_municipality_resident(api: Api) -> None:
     resident = api.new_resident(MATSUYAMA, address="愛媛県松山市二番町四丁目7番地2")
     assert api.proof(resident, who="matsuyama_staff").status_code == 201
+
+
+def test_staff_keep_only_their_own_register(api: Api) -> None:
+    resident = api.new_resident(MATSUYAMA, address="愛媛県松山市二番町四丁目7番地2")
+    patch = api.client.patch(f"/v1/residents/{resident}", json={"address": "愛媛県松山市一番町1番地"},
+                             headers=api.as_("municipal_staff"))  # fmt: skip
+    assert patch.status_code == 403 and patch.json()["type"] == "/problems/outside-jurisdiction"
+    lost = api.post(f"/v1/cards/{api.card_of(resident)}/lost", "municipal_staff")
+    assert lost.status_code == 403
+    assert api.client.patch(f"/v1/residents/{resident}", json={"address": "愛媛県松山市一番町1番地"},
+                            headers=api.as_("matsuyama_staff")).status_code == 200  # fmt: skip
+    assert api.client.patch(f"/v1/residents/{resident}", json={"evacuee": True},
+                            headers=api.as_("ca_operator")).status_code == 200  # fmt: skip
+
+
+def test_bad_serials_are_400(api: Api) -> None:
+    for serial in ("zz", "0", "-1", "f" * 41):
+        response = api.get(f"/v1/certificates/{serial}", "auditor")
+        assert response.status_code == 400, (serial, response.text)
+        assert response.json()["type"] == "/problems/invalid-serial"
+    revoke = api.post("/v1/certificates/zz/revoke", "ca_operator", {"reason": "superseded"})
+    assert revoke.status_code == 400

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends
 from service.api.convert import certificate_out, decision_out, proofing_out
 from service.api.deps import ALL_ROLES, STAFF, RuntimeDep, require
 from service.api.schemas import CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
-from service.cli.context import parse_serial
 from service.db.registry_models import Actor
 from service.flows.issuance import IssueInput, issue_certificate
 from service.flows.proofing import ProofingInput, record_proofing
 from service.flows.revocation import revoke
 from service.policy.model import Role
+from service.registry_rules import parse_serial
 
 router = APIRouter(prefix="/v1")
 Proofers = Annotated[Actor, Depends(require(ALL_ROLES - {Role.AUDITOR, Role.CA_OPERATOR}))]

@@ -19,7 +19,7 @@ from service.api.schemas import (
     ResidentUpdateOut,
 )
 from service.db.registry_models import Actor
-from service.flows.registry import import_registry, resident_fields
+from service.flows.registry import check_jurisdiction, import_registry, resident_fields
 from service.flows.revocation import report_card_lost, update_resident
 from service.policy.model import Role
 
@@ -38,6 +38,7 @@ def import_document(document: RegistryDocument, rt: RuntimeDep, actor: Writers) 
 
 @router.post("/residents", response_model=ResidentOut, status_code=201)
 def create_resident(body: ResidentIn, rt: RuntimeDep, actor: Writers) -> ResidentOut:
+    check_jurisdiction(actor, body.municipality)
     repo = rt.repo.acting(actor.name, actor.role)
     resident = repo.create_resident(resident_fields(body))
     for card in body.cards:
@@ -55,6 +56,7 @@ def get_resident(number: str, rt: RuntimeDep, actor: Readers) -> ResidentOut:
 def patch_resident(number: str, body: ResidentPatch, rt: RuntimeDep, actor: Writers) -> ResidentUpdateOut:
     """Change registry fields. A change of name, address, date of birth or sex revokes the resident's
     signature certificates (affiliationChanged); user-authentication certificates stay valid."""
+    check_jurisdiction(actor, rt.repo.resident(number).municipality_code)
     changes = body.model_dump(exclude_none=True)
     if "municipality" in changes:
         changes["municipality_code"] = changes.pop("municipality")
@@ -69,12 +71,14 @@ def patch_resident(number: str, body: ResidentPatch, rt: RuntimeDep, actor: Writ
 @router.post("/residents/{number}/cards", response_model=CardOut, status_code=201)
 def add_card(number: str, body: CardIn, rt: RuntimeDep, actor: Writers) -> CardOut:
     """Register a card; its expiry follows the age rule (10th birthday for adults, 5th for minors)."""
+    check_jurisdiction(actor, rt.repo.resident(number).municipality_code)
     return card_out(rt.repo.acting(actor.name, actor.role).add_card(number, body.number, body.issued_on))
 
 
 @router.post("/cards/{number}/lost", response_model=ResidentUpdateOut)
 def card_lost(number: str, rt: RuntimeDep, actor: LossReporters) -> ResidentUpdateOut:
     """A lost card revokes both of its certificates."""
+    check_jurisdiction(actor, rt.repo.resident_by_id(rt.repo.card(number).resident_id).municipality_code)
     card, revoked = report_card_lost(rt, actor, number)
     resident = rt.repo.resident_by_id(card.resident_id)
     return ResidentUpdateOut(

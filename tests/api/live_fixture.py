@@ -1,0 +1,104 @@
+"""The module-scoped live server of test_live.py: a runtime whose URLs point at it, actors, a registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import SecretStr
+
+from hsm import KeyAlgorithm, TokenSession
+from service.api.app import create_app
+from service.runtime import Runtime, open_runtime
+from service.settings import Settings
+from tests.api.conftest import MIYAZAKI, REGISTRY, load_pem
+from tests.api.live import LiveClient, LiveServer, listening_socket
+from tests.conftest import SoftHsm
+from tests.integration.conftest import token_csr
+from tests.integration.helpers import write_pem
+
+CAS = ("signature", "user-authentication")
+
+
+@dataclass
+class Live:
+    base_url: str
+    runtime: Runtime
+    client: LiveClient
+    csr_pem: str
+    root: x509.Certificate
+    root_pem: Path  # the trust anchor only
+    issuing: dict[str, x509.Certificate]
+    issuing_pem: dict[str, Path]
+    bundle_pem: Path  # root and both issuing CAs
+
+    def issue(self, ca: str) -> tuple[str, x509.Certificate]:
+        out = self.client.issue(self.csr_pem, ca, MIYAZAKI)
+        return str(out["serial"]), load_pem(str(out["certificate_pem"]))
+
+
+@pytest.fixture(scope="module")
+def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    home = tmp_path_factory.mktemp("live")
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    try:
+        settings = Settings(
+            home=home,
+            pkcs11_module=softhsm.module,
+            token_label=softhsm.token_label,
+            token_pin=SecretStr(softhsm.pin),
+            database_url=f"sqlite:///{home / 'koshin.db'}",
+            ca_key_algorithm=KeyAlgorithm.P256,
+            key_label_prefix="live-",
+            public_base_url=f"http://127.0.0.1:{port}",
+        )
+        runtime = open_runtime(settings)
+        runtime.init_hierarchy()
+    except BaseException:
+        sock.close()
+        raise
+    server = LiveServer(create_app(runtime.settings, runtime=runtime), sock)
+    assert server.base_url == settings.public_base_url
+    server.start()
+    client = LiveClient(server.base_url)
+    try:
+        client.tokens["ca_operator"] = runtime.repo.add_actor("live-operator", "ca_operator", None)[1]
+        imported = client.post("/v1/registry/import", "ca_operator", REGISTRY)
+        assert imported.status_code == 200, imported.text
+        client.tokens["municipal_staff"] = runtime.repo.add_actor("live-staff", "municipal_staff", MIYAZAKI)[1]
+
+        chain = client.http.get("/v1/ca/chain")
+        assert chain.status_code == 200, chain.text
+        certs = x509.load_pem_x509_certificates(chain.content)
+        root = certs[0]
+        assert root.subject == root.issuer
+        issuing: dict[str, x509.Certificate] = {}
+        for name in CAS:
+            fetched = client.http.get(f"/ca/{name}.cer")
+            assert fetched.status_code == 200 and fetched.headers["content-type"] == "application/pkix-cert"
+            issuing[name] = x509.load_der_x509_certificate(fetched.content)
+            assert issuing[name] in certs[1:]
+        directory = tmp_path_factory.mktemp("live-pem")
+        yield Live(
+            base_url=server.base_url,
+            runtime=runtime,
+            client=client,
+            csr_pem=token_csr(token, "live-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode(),
+            root=root,
+            root_pem=write_pem(directory / "root.pem", root),
+            issuing=issuing,
+            issuing_pem={name: write_pem(directory / f"{name}.pem", cert) for name, cert in issuing.items()},
+            bundle_pem=write_pem(directory / "bundle.pem", root, *issuing.values()),
+        )
+    finally:
+        client.close()
+        server.stop()
+        runtime.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------------------

@@ -1,0 +1,249 @@
+"""The audit chain: state changes over the API leave ordered, attributed records; tampering is found.
+
+The read-side test drives the shared ``api`` runtime. The tamper tests edit the database directly, so they run
+on a fresh runtime and database of their own (per backend) and never touch the shared one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from service.api.app import create_app
+from service.audit import record_hash
+from service.db.audit_models import AuditRecord
+from service.runtime import Runtime
+from tests.api.conftest import REGISTRY, Api, make_runtime
+from tests.conftest import SoftHsm, require_softhsm
+from tests.integration.helpers import run
+
+KOSHIN = str(Path(sys.executable).parent / "koshin")
+
+
+def _records(api: Api, after: int) -> list[dict[str, Any]]:
+    response = api.client.get(f"/v1/audit?after={after}&limit=1000", headers=api.as_("auditor"))
+    assert response.status_code == 200, response.text
+    records: list[dict[str, Any]] = response.json()
+    return records
+
+
+def _one(records: list[dict[str, Any]], action: str, obj: str) -> dict[str, Any]:
+    found = [r for r in records if r["action"] == action and r["object"] == obj]
+    assert len(found) == 1, f"{action} {obj}: {found}"
+    return found[0]
+
+
+def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -> None:
+    before = api.client.get("/v1/audit/verify", headers=api.as_("auditor")).json()
+    assert before["intact"] is True, before
+    start = before["records"]
+
+    resident = api.new_resident()
+    event = api.proof(resident)
+    assert event.status_code == 201, event.text
+    allow_rule = event.json()["decision"]["rule_id"]
+    denied = api.proof(resident, who="contractor", channel="outreach_in_person")
+    assert denied.status_code == 403, denied.text
+    deny_rule = denied.json()["rule_id"]
+    body = {"csr_pem": api.csr_pem, "resident_number": resident, "certificate_type": "signature",
+            "proofing_event_id": event.json()["id"], "card_number": api.card_of(resident)}  # fmt: skip
+    issued = api.post("/v1/certificates", "municipal_staff", body)
+    assert issued.status_code == 201, issued.text
+    serial = issued.json()["serial"]
+    revoked = api.post(f"/v1/certificates/{serial}/revoke", "municipal_staff", {"reason": "keyCompromise"})
+    assert revoked.status_code == 200, revoked.text
+
+    records = _records(api, start)
+    assert [r["seq"] for r in records] == list(range(start + 1, start + 1 + len(records)))
+    for previous, record in itertools.pairwise(records):
+        assert record["prev_hash"] == previous["hash"]
+
+    staff = {"actor": "municipal_staff-1", "role": "municipal_staff"}
+    created = _one(records, "resident.create", resident)
+    assert created.items() >= staff.items()
+    proofed = _one(records, "proofing.record", event.json()["id"])
+    assert proofed.items() >= {**staff, "rule_id": allow_rule, "decision": "allow"}.items()
+    assert proofed["details"] == {"operation": "cert_issue", "channel": "counter_in_person"}
+    refusal = _one(records, "policy.deny", f"resident:{resident}")
+    assert refusal.items() >= {"actor": "contractor-1", "role": "contractor", "rule_id": deny_rule}.items()
+    assert refusal["decision"] == "deny" and refusal["details"]["channel"] == "outreach_in_person"
+    for action in ("certificate.intent", "certificate.issue"):
+        record = _one(records, action, serial)
+        assert record.items() >= {**staff, "rule_id": allow_rule, "decision": "allow"}.items(), record
+    revocation = _one(records, "certificate.revoke", serial)
+    assert revocation.items() >= staff.items() and revocation["details"] == {"reason": "keyCompromise"}
+
+    order = [
+        created["seq"],
+        proofed["seq"],
+        refusal["seq"],
+        _one(records, "proofing.use", event.json()["id"])["seq"],
+        _one(records, "certificate.intent", serial)["seq"],
+        _one(records, "certificate.issue", serial)["seq"],
+        revocation["seq"],
+    ]
+    assert order == sorted(order)
+    assert any(r["action"] == "crl.publish" and r["seq"] > revocation["seq"] for r in records)
+
+    page = _records(api, start)[:2]
+    limited = api.client.get(f"/v1/audit?after={start}&limit=2", headers=api.as_("auditor")).json()
+    assert limited == page
+
+    after = api.client.get("/v1/audit/verify", headers=api.as_("auditor")).json()
+    assert after == {"records": records[-1]["seq"], "intact": True, "first_broken": None, "problem": None}
+
+
+# -- tampering, on a runtime and database of its own ------------------------------------------------------------
+
+
+@dataclass
+class Fresh:
+    runtime: Runtime
+    client: TestClient
+    auditor: dict[str, str]
+
+    def verify(self) -> dict[str, Any]:
+        response = self.client.get("/v1/audit/verify", headers=self.auditor)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        report = self.runtime.repo.verify_audit()
+        assert (report.intact, report.first_broken, report.problem) == (
+            body["intact"],
+            body["first_broken"],
+            body["problem"],
+        )
+        return body
+
+    def session(self) -> Session:
+        return Session(self.runtime.repo.engine, expire_on_commit=False)
+
+
+@pytest.fixture
+def fresh(softhsm: SoftHsm, tmp_path: Path, database_url: str) -> Iterator[Fresh]:
+    runtime = make_runtime(softhsm, tmp_path / "home", database_url, f"audit-{uuid.uuid4().hex[:8]}-")
+    try:
+        with TestClient(create_app(runtime.settings, runtime=runtime), raise_server_exceptions=False) as client:
+            operator = {"Authorization": f"Bearer {runtime.repo.add_actor('operator', 'ca_operator', None)[1]}"}
+            auditor = {"Authorization": f"Bearer {runtime.repo.add_actor('auditor', 'auditor', None)[1]}"}
+            assert client.post("/v1/registry/import", json=REGISTRY, headers=operator).status_code == 200
+            yield Fresh(runtime, client, auditor)
+    finally:
+        runtime.close()
+
+
+def _middle(fresh: Fresh) -> AuditRecord:
+    report = fresh.verify()
+    assert report["intact"] and report["records"] >= 5, report
+    with fresh.session() as session:
+        record = session.get(AuditRecord, report["records"] // 2)
+    assert record is not None
+    return record
+
+
+@pytest.mark.parametrize("field", ["details", "actor"])
+def test_an_edited_record_is_reported_as_altered(fresh: Fresh, field: str) -> None:
+    target = _middle(fresh)
+    seq, original = target.seq, getattr(target, field)
+    forged = json.dumps({"forged": True}) if field == "details" else "mallory"
+    with fresh.session() as session:
+        row = session.get(AuditRecord, seq)
+        assert row is not None
+        setattr(row, field, forged)
+        session.add(row)
+        session.commit()
+
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] == seq
+    assert report["problem"] is not None and "altered" in report["problem"] and str(seq) in report["problem"]
+
+    with fresh.session() as session:  # put it back: the chain holds again
+        row = session.get(AuditRecord, seq)
+        assert row is not None
+        setattr(row, field, original)
+        session.add(row)
+        session.commit()
+    assert fresh.verify()["intact"] is True
+
+
+def test_a_rehashed_edit_breaks_the_next_link(fresh: Fresh) -> None:
+    target = _middle(fresh)
+    with fresh.session() as session:
+        row = session.get(AuditRecord, target.seq)
+        assert row is not None
+        row.actor = "mallory"
+        row.hash = record_hash(row)
+        session.add(row)
+        session.commit()
+    report = fresh.verify()
+    assert report["first_broken"] == (target.seq or 0) + 1
+    assert "does not link" in report["problem"]
+
+
+def test_a_deleted_record_is_reported_missing(fresh: Fresh) -> None:
+    target = _middle(fresh)
+    saved = target.model_dump()
+    with fresh.session() as session:
+        row = session.get(AuditRecord, target.seq)
+        session.delete(row)
+        session.commit()
+
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] == target.seq
+    assert report["problem"] is not None and "missing" in report["problem"]
+
+    with fresh.session() as session:
+        session.add(AuditRecord(**saved))
+        session.commit()
+    assert fresh.verify()["intact"] is True
+
+
+def test_a_truncated_tail_is_reported(fresh: Fresh) -> None:
+    last = fresh.verify()["records"]
+    with fresh.session() as session:
+        session.delete(session.get(AuditRecord, last))
+        session.commit()
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] == last
+    assert f"says {last} records" in report["problem"]
+
+
+# -- the operator command ---------------------------------------------------------------------------------------
+
+
+def _koshin(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSHIN_", "SOFTHSM2_CONF"))}
+    env |= {"KOSHIN_HOME": str(home), "COLUMNS": "200"}
+    return run([KOSHIN, *args], env=env, timeout=180)
+
+
+def test_cli_audit_verify_finds_an_edited_record(tmp_path: Path) -> None:
+    require_softhsm()
+    home = tmp_path / "home"
+    init = _koshin(home, "init")
+    assert init.returncode == 0, init.stderr
+
+    intact = _koshin(home, "audit", "verify")
+    assert intact.returncode == 0, intact.stderr
+    assert "intact" in intact.stdout
+
+    with sqlite3.connect(home / "koshin.db") as db:
+        db.execute("UPDATE audit_record SET actor = 'mallory' WHERE seq = 2")
+    db.close()
+
+    broken = _koshin(home, "audit", "verify")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "BROKEN at record 2" in broken.stdout and "altered" in broken.stdout
+    assert "Traceback" not in broken.stdout + broken.stderr
