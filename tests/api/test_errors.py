@@ -191,3 +191,14 @@ def test_token_failing_to_sign_is_503_and_gives_the_event_back(api: Api, monkeyp
     assert (
         api.post("/v1/certificates", "municipal_staff", _certificate_body(api, resident, event_id)).status_code == 201
     )
+
+
+def test_health_is_503_when_the_token_does_not_answer(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def dead() -> None:
+        raise HsmError("C_GenerateRandom: DeviceRemoved")
+
+    monkeypatch.setattr(api.runtime.session, "ping", dead)
+    response = api.client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable" and response.json()["token"].startswith("unavailable")
+    assert response.json()["database"] == "ok"
