@@ -76,3 +76,13 @@ def _softhsm_util(conf: Path, args: list[str]) -> subprocess.CompletedProcess[st
     if result.returncode != 0:
         raise TokenAdminFailed(f"softhsm2-util {args[0]} failed: {result.stderr.strip() or result.stdout}")
     return result
+
+
+def make_device_tokens(conf: Path, name: str, transport_pins: dict[str, str], so_pin: str) -> list[str]:
+    """Initialise one token per credential, labelled ``<name>-<credential>``, with a transport user PIN the
+    holder replaces. Run before this process loads the module (SoftHSM only sees tokens present at init)."""
+    labels = []
+    for credential, pin in transport_pins.items():
+        labels.append(f"{name}-{credential}")
+        init_softhsm_token(conf, labels[-1], so_pin, pin)
+    return labels

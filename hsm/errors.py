@@ -44,6 +44,14 @@ class OperationRefused(HsmError):
     """The token refused an operation on a key (e.g. reading a sensitive attribute, wrapping it)."""
 
 
+class KeyGenerationUnsupported(HsmError):
+    """The token's capability profile says it cannot generate key pairs (the card chip)."""
+
+
+class PinFormatInvalid(HsmError):
+    """The PIN does not have the form the credential requires; the token was not asked."""
+
+
 class TokenAdminFailed(HsmError):
     """Creating or initialising a token failed."""
 

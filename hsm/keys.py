@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pkcs11 import Attribute, KeyType
+from pkcs11 import DEFAULT, Attribute, KeyType
 from pkcs11.util.ec import encode_named_curve_parameters
 
 
@@ -50,6 +50,24 @@ def private_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
         Attribute.LABEL: label,
         Attribute.ID: key_id,
     }
+
+
+def injectable_private_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
+    """A station-made key meant for a card: sensitive, and extractable ONLY by a TRUSTED wrapping key."""
+    template = private_template(label, key_id)
+    template[Attribute.EXTRACTABLE] = True
+    template[Attribute.WRAP_WITH_TRUSTED] = True
+    return template
+
+
+def injected_private_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
+    """The card's copy after unwrapping: sensitive, never extractable again, sign-only.
+
+    python-pkcs11's unwrap_key adds ENCRYPT/VERIFY/WRAP to the template, which SoftHSM refuses for a private
+    key (AttributeTypeInvalid); ``DEFAULT`` removes them."""
+    template = private_template(label, key_id)
+    template.update({Attribute.ENCRYPT: DEFAULT, Attribute.VERIFY: DEFAULT, Attribute.WRAP: DEFAULT})
+    return template
 
 
 def public_template(algorithm: KeyAlgorithm, label: str, key_id: bytes) -> dict[Attribute, Any]:

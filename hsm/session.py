@@ -29,6 +29,7 @@ from hsm import keys
 from hsm.errors import (
     HsmError,
     KeyExists,
+    KeyGenerationUnsupported,
     KeyNotFound,
     MechanismUnsupported,
     ModuleLoadFailed,
@@ -101,9 +102,19 @@ class TokenSession:
     compares SHA-256 digests in constant time and never stores the PIN itself.
     """
 
-    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+    def __init__(
+        self,
+        module_path: str,
+        token_label: str,
+        pin: str,
+        *,
+        can_generate_keys: bool = True,
+        accepts_injected_keys: bool = False,
+    ) -> None:
         self._lib, self._lock = load_module(module_path)
         self.token_label = token_label
+        self.can_generate_keys = can_generate_keys
+        self.accepts_injected_keys = accepts_injected_keys
         self._key = (os.path.realpath(module_path), token_label)
         self._keys: dict[str, Any] = {}
         self._closed = False
@@ -152,8 +163,14 @@ class TokenSession:
             self._session.generate_random(64)
 
     # -- keys --------------------------------------------------------------------------------------------
-    def generate_keypair(self, algorithm: KeyAlgorithm, label: str) -> KeyRef:
-        """Generate a key pair on the token with koshin's explicit templates; refuse to reuse a label."""
+    def generate_keypair(self, algorithm: KeyAlgorithm, label: str, *, for_injection: bool = False) -> KeyRef:
+        """Generate a key pair on the token with koshin's explicit templates; refuse to reuse a label.
+
+        ``for_injection`` (stations only) makes the private key wrappable by TRUSTED wrapping keys and nothing
+        else, so it can be moved into a card; a token whose profile cannot generate keys refuses outright."""
+        if not self.can_generate_keys:
+            raise KeyGenerationUnsupported(f"token {self.token_label!r} cannot generate key pairs (capability profile)")
+        private = keys.injectable_private_template if for_injection else keys.private_template
         with self._lock:
             if self._find(ObjectClass.PRIVATE_KEY, label) is not None:
                 raise KeyExists(f"a private key labelled {label!r} already exists on {self.token_label!r}")
@@ -163,7 +180,7 @@ class TokenSession:
                     keys.key_type(algorithm),
                     keys.key_length(algorithm),
                     public_template=keys.public_template(algorithm, label, key_id),
-                    private_template=keys.private_template(label, key_id),
+                    private_template=private(label, key_id),
                 )
         return KeyRef(token=self.token_label, label=label, key_id=key_id)
 

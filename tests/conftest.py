@@ -22,6 +22,21 @@ from tests.pgserver import PgServer, find_bindir
 TEST_TOKEN = "koshin-test"
 
 
+# Blank device stock made before the module is loaded (SoftHSM sees only tokens present at C_Initialize).
+TRANSPORT_PINS = {
+    "station": {"operator": "station-operator-pin"},
+    "card": {"signature": "TRANSPORT01", "user-authentication": "0000"},
+    "phone": {"signature": "TRANSPORT01", "user-authentication": "0000"},
+    "next-gen-card": {"signature": "TRANSPORT01", "user-authentication": "0000"},
+}
+DEVICE_STOCK = {
+    "t-station": "station",
+    **{f"t-card-{i}": "card" for i in range(4)},
+    "t-phone-0": "phone",
+    "t-nextgen-0": "next-gen-card",
+}
+
+
 @dataclass(frozen=True)
 class SoftHsm:
     module: str
@@ -29,6 +44,8 @@ class SoftHsm:
     token_label: str
     pin: str
     so_pin: str
+    devices: dict[str, str]  # device name -> kind (tokens "<name>-<credential>")
+    device_so_pin: str
 
 
 def require_softhsm() -> str:
@@ -49,7 +66,10 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     os.environ["SOFTHSM2_CONF"] = str(conf)
     pin, so_pin = admin.random_pin(), admin.random_pin()
     admin.init_softhsm_token(conf, TEST_TOKEN, so_pin, pin)
-    return SoftHsm(module=module, conf=conf, token_label=TEST_TOKEN, pin=pin, so_pin=so_pin)
+    device_so_pin = admin.random_pin()
+    for name, kind in DEVICE_STOCK.items():
+        admin.make_device_tokens(conf, name, TRANSPORT_PINS[kind], device_so_pin)
+    return SoftHsm(module, conf, TEST_TOKEN, pin, so_pin, dict(DEVICE_STOCK), device_so_pin)
 
 
 @pytest.fixture(scope="session")
