@@ -31,7 +31,7 @@ TRANSPORT_PINS = {
 }
 DEVICE_STOCK = {
     "t-station": "station",
-    **{f"t-card-{i}": "card" for i in range(4)},
+    **{f"t-card-{i}": "card" for i in range(6)},
     "t-phone-0": "phone",
     "t-nextgen-0": "next-gen-card",
 }

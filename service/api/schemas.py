@@ -217,3 +217,21 @@ class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     token: str
     database: str
+
+
+class CardIssueIn(Strict):
+    """A station's request: one proofing event, the new card, one CSR per certificate type."""
+
+    resident_number: str = Field(min_length=1, max_length=32)
+    proofing_event_id: str = Field(min_length=1, max_length=36)
+    card_number: str = Field(min_length=4, max_length=32)
+    signature_csr_pem: str = Field(min_length=1, max_length=16_384)
+    user_authentication_csr_pem: str = Field(min_length=1, max_length=16_384)
+    replaces_card: str | None = Field(default=None, min_length=4, max_length=32)
+
+
+class CardIssueOut(BaseModel):
+    card: CardOut
+    signature: CertificateOut
+    user_authentication: CertificateOut
+    revoked_serials: list[str]

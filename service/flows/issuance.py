@@ -36,7 +36,7 @@ class IssueInput:
     key_origin: str = "unknown"
 
 
-class _BoundStore:
+class BoundStore:
     """The IssuanceStore the CA core sees: the repository plus this issuance's service-side facts."""
 
     def __init__(self, repo: RegistryRepository, meta: IssuanceMeta) -> None:
@@ -52,8 +52,11 @@ class _BoundStore:
         self.repo.abandon(intent, reason)
 
 
-def _usable_event(rt: Runtime, item: IssueInput, resident: Resident) -> ProofingEvent:
-    event = rt.repo.proofing_event(item.proofing_event_id)
+def usable_event(
+    rt: Runtime, event_id: str, resident: Resident, *, renewal: bool, operations: set[str] = ISSUING_OPERATIONS
+) -> ProofingEvent:
+    """The event exists, is unused, unexpired, for this resident and for an operation that issues."""
+    event = rt.repo.proofing_event(event_id)
     now = datetime.now(UTC)
     if event.used_at is not None:
         raise ProofingEventUnusable(f"proofing event {event.id} was already used")
@@ -61,14 +64,14 @@ def _usable_event(rt: Runtime, item: IssueInput, resident: Resident) -> Proofing
         raise ProofingEventUnusable(f"proofing event {event.id} expired at {event.expires_at:%Y-%m-%dT%H:%M:%SZ}")
     if event.resident_id != resident.id:
         raise ProofingEventUnusable(f"proofing event {event.id} is for another resident")
-    if event.operation not in ISSUING_OPERATIONS:
-        raise ProofingEventUnusable(f"proofing event {event.id} ({event.operation}) does not allow issuance")
-    if item.replaces_serial is not None and event.operation not in RENEWING_OPERATIONS | {"phone_cert_issue"}:
+    if event.operation not in operations:
+        raise ProofingEventUnusable(f"proofing event {event.id} ({event.operation}) does not allow this issuance")
+    if renewal and event.operation not in RENEWING_OPERATIONS | {"phone_cert_issue"}:
         raise ProofingEventUnusable(f"proofing event {event.id} ({event.operation}) is not a renewal")
     return event
 
 
-def _holder(rt: Runtime, resident: Resident, card_expires: datetime | None) -> Holder:
+def holder_of(rt: Runtime, resident: Resident, card_expires: datetime | None) -> Holder:
     municipality = rt.repo.municipality(resident.municipality_code)
     return Holder(
         name=resident.name,
@@ -83,7 +86,7 @@ def _holder(rt: Runtime, resident: Resident, card_expires: datetime | None) -> H
 
 def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCertificate:
     resident = rt.repo.resident(item.resident_number)
-    event = _usable_event(rt, item, resident)
+    event = usable_event(rt, item.proofing_event_id, resident, renewal=item.replaces_serial is not None)
     card = rt.repo.card(item.card_number) if item.card_number else None
     if card is not None and card.resident_id != resident.id:
         raise ProofingEventUnusable(f"card {card.number} belongs to another resident")
@@ -94,7 +97,7 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
     request = IssueRequest(
         profile=item.certificate_type,
         csr=load_csr(item.csr),
-        holder=_holder(rt, resident, card_expires),
+        holder=holder_of(rt, resident, card_expires),
         assurance=AssuranceLevel(event.assurance_level),
         predecessor_not_after=predecessor.not_after.replace(tzinfo=UTC) if predecessor else None,
     )
@@ -112,7 +115,7 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
         key_origin=item.key_origin,
     )
     try:
-        issued = authority.issue_prepared(prepared, _BoundStore(repo, meta))
+        issued = authority.issue_prepared(prepared, BoundStore(repo, meta))
     except Exception:
         repo.release_proofing(event.id)
         raise

@@ -41,7 +41,7 @@ class Live:
         return str(out["serial"]), load_pem(str(out["certificate_pem"]))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     home = tmp_path_factory.mktemp("live")
     sock = listening_socket()

@@ -127,6 +127,18 @@ SAMPLES: dict[RouteKey, Sample] = {
         frozenset({404}),
         {"reason": "keyCompromise"},
     ),
+    ("POST", "/v1/card-issuances"): Sample(
+        "/v1/card-issuances",
+        STAFF,
+        frozenset({404}),
+        {
+            "resident_number": "NOPE-0000",
+            "proofing_event_id": NO_EVENT,
+            "card_number": "CNOPE0000",
+            "signature_csr_pem": CSR,
+            "user_authentication_csr_pem": CSR,
+        },
+    ),
     ("GET", "/v1/audit"): Sample("/v1/audit", frozenset({Role.AUDITOR}), frozenset({200})),
     ("GET", "/v1/audit/verify"): Sample("/v1/audit/verify", frozenset({Role.AUDITOR}), frozenset({200})),
 }
