@@ -31,8 +31,9 @@ TRANSPORT_PINS = {
 }
 DEVICE_STOCK = {
     "t-station": "station",
-    **{f"t-card-{i}": "card" for i in range(6)},
+    **{f"t-card-{i}": "card" for i in range(8)},
     "t-phone-0": "phone",
+    "t-phone-1": "phone",
     "t-nextgen-0": "next-gen-card",
 }
 

@@ -235,3 +235,27 @@ class CardIssueOut(BaseModel):
     signature: CertificateOut
     user_authentication: CertificateOut
     revoked_serials: list[str]
+
+
+class NonceOut(BaseModel):
+    nonce: str
+    expires_at: datetime
+
+
+class PhoneEnrollIn(Strict):
+    """A phone's application: its CSRs, and the application signed with the card's signature key."""
+
+    card_certificate_pem: str = Field(min_length=1, max_length=16_384)
+    device_id: str = Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    signature_csr_pem: str = Field(min_length=1, max_length=16_384)
+    user_authentication_csr_pem: str = Field(min_length=1, max_length=16_384)
+    nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
+    application_signature_b64: str = Field(min_length=1, max_length=2048)
+
+
+class PhoneEnrollOut(BaseModel):
+    proofing_event_id: str
+    decision_rule_id: str
+    assurance_level: str
+    signature: CertificateOut
+    user_authentication: CertificateOut

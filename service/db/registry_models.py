@@ -79,3 +79,15 @@ class ProofingEvent(SQLModel, table=True):
     created_at: datetime
     expires_at: datetime
     used_at: datetime | None = None
+
+
+class EnrollmentNonce(SQLModel, table=True):
+    """A server nonce a phone application must sign with the card's signature key: single-use, short-lived."""
+
+    __tablename__ = "enrollment_nonce"
+
+    nonce: str = Field(primary_key=True, max_length=64)  # hex
+    actor_id: int = Field(foreign_key="actor.id")
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None

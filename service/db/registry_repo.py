@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from service import audit as audit_chain
 from service.db.audit_models import AuditRecord
 from service.db.models import CertificateRecord
-from service.db.registry_models import Actor, Card, Municipality, ProofingEvent, Resident
+from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.db.repository import Repository
 from service.errors import CardNotFound, MunicipalityNotFound, ProofingEventNotFound, ResidentNotFound
 from service.registry_rules import card_expiry
@@ -105,6 +105,13 @@ class RegistryRepository(Repository):
             row = session.exec(select(Card).where(Card.number == number)).first()
         if row is None:
             raise CardNotFound(f"no card with number {number!r}")
+        return row
+
+    def card_by_id(self, card_id: int) -> Card:
+        with Session(self.engine) as session:
+            row = session.get(Card, card_id)
+        if row is None:
+            raise CardNotFound(f"no card with id {card_id}")
         return row
 
     def cards_of(self, resident_id: int) -> list[Card]:
@@ -201,6 +208,35 @@ class RegistryRepository(Repository):
             session.exec(update(ProofingEvent).where(col(ProofingEvent.id) == event_id).values(used_at=None))
             self.audit(session, "proofing.release", event_id)
             session.commit()
+
+    # -- enrollment nonces ------------------------------------------------------------------------------
+    def add_nonce(self, nonce: EnrollmentNonce) -> None:
+        with Session(self.engine) as session:
+            session.add(nonce)
+            self.audit(session, "nonce.issue", nonce.nonce[:16])
+            session.commit()
+            session.refresh(nonce)
+
+    def consume_nonce(self, nonce: str, now: datetime) -> bool:
+        """Mark the nonce used, atomically; False when unknown, used or expired."""
+        with Session(self.engine) as session:
+            result = session.exec(
+                update(EnrollmentNonce)
+                .where(
+                    col(EnrollmentNonce.nonce) == nonce,
+                    col(EnrollmentNonce.used_at).is_(None),
+                    col(EnrollmentNonce.expires_at) > now,
+                )
+                .values(used_at=now)
+            )
+            if result.rowcount == 1:
+                self.audit(session, "nonce.use", nonce[:16])
+            session.commit()
+            return bool(result.rowcount == 1)
+
+    def certificate_by_der(self, der: bytes) -> CertificateRecord | None:
+        with Session(self.engine) as session:
+            return session.exec(select(CertificateRecord).where(CertificateRecord.certificate_der == der)).first()
 
     # -- audit -------------------------------------------------------------------------------------------
     def audit_records(self, after: int = 0, limit: int = 100) -> list[AuditRecord]:

@@ -144,4 +144,4 @@ def load_pem(text: str) -> x509.Certificate:
 
 
 # the live server of test_live.py, registered here so the test module only uses it
-from tests.api.live_fixture import live  # noqa: E402, F401
+from tests.api.live_fixture import live, station  # noqa: E402, F401

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import SecretStr
 
 from hsm import KeyAlgorithm, TokenSession
+from hsm.capabilities import load_token_profile
+from hsm.device import Device
 from service.api.app import create_app
+from service.clients.station import Station, call
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.api.conftest import MIYAZAKI, REGISTRY, load_pem
 from tests.api.live import LiveClient, LiveServer, listening_socket
-from tests.conftest import SoftHsm
+from tests.conftest import TRANSPORT_PINS, SoftHsm
 from tests.integration.conftest import token_csr
 from tests.integration.helpers import write_pem
 
@@ -102,3 +107,24 @@ def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPat
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
+
+# -- the counter station on the live server, shared by the card and phone flow tests -------------------------
+@pytest.fixture(scope="session")
+def station(live: Live, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Station:
+    headers = {"Authorization": f"Bearer {live.client.tokens['municipal_staff']}"}
+    http = httpx.Client(base_url=live.base_url, timeout=30.0, headers=headers)
+    device = Device(softhsm.module, "t-station", load_token_profile("station"), tmp_path_factory.mktemp("station"))
+    return Station(http, device, TRANSPORT_PINS["station"]["operator"], softhsm.device_so_pin)
+
+
+def card_device(softhsm: SoftHsm, name: str, state: Path) -> Device:
+    return Device(softhsm.module, name, load_token_profile("card"), state)
+
+
+def new_resident(station: Station) -> str:
+    number = f"R-{uuid.uuid4().hex[:10]}"
+    call(station.http, "POST", "/v1/residents", {"resident_number": number, "name": "宮崎 花子",
+         "address": "宮崎県宮崎市橘通西一丁目1番1号", "municipality": MIYAZAKI, "date_of_birth": "1988-04-12",
+         "sex": "female"})  # fmt: skip
+    return number

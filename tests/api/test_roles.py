@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -46,7 +47,7 @@ STAFF = frozenset({Role.MUNICIPAL_STAFF, Role.FISCAL_YEAR_STAFF})
 READERS = STAFF | {Role.POST_OFFICE_STAFF, Role.CA_OPERATOR, Role.AUDITOR}
 
 # Placeholders filled per backend: a real resident (so proofing reaches the policy) and the session CSR.
-RESIDENT, CSR = "<resident>", "<csr>"
+RESIDENT, CSR, CHAIN_CERT = "<resident>", "<csr>", "<chain-cert>"
 NO_EVENT = "00000000-0000-4000-8000-000000000000"
 
 
@@ -139,6 +140,22 @@ SAMPLES: dict[RouteKey, Sample] = {
             "user_authentication_csr_pem": CSR,
         },
     ),
+    ("POST", "/v1/phone-enrollments/nonce"): Sample(
+        "/v1/phone-enrollments/nonce", frozenset({Role.HOLDER_APP}), frozenset({201})
+    ),
+    ("POST", "/v1/phone-enrollments"): Sample(
+        "/v1/phone-enrollments",
+        frozenset({Role.HOLDER_APP}),
+        frozenset({409}),  # the CSR stands in for a card certificate it is not: refused, never issued
+        {
+            "card_certificate_pem": CHAIN_CERT,
+            "device_id": "role-matrix-phone",
+            "signature_csr_pem": CSR,
+            "user_authentication_csr_pem": CSR,
+            "nonce": "0" * 64,
+            "application_signature_b64": "AAAA",
+        },
+    ),
     ("GET", "/v1/audit"): Sample("/v1/audit", frozenset({Role.AUDITOR}), frozenset({200})),
     ("GET", "/v1/audit/verify"): Sample("/v1/audit/verify", frozenset({Role.AUDITOR}), frozenset({200})),
 }
@@ -175,7 +192,10 @@ def _fill(value: Any, api: Api, resident: str) -> Any:
         return {k: _fill(v, api, resident) for k, v in value.items()}
     if isinstance(value, list):
         return [_fill(v, api, resident) for v in value]
-    return {RESIDENT: resident, CSR: api.csr_pem}.get(value, value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    root_pem = api.runtime.chain()[0].public_bytes(Encoding.PEM).decode()
+    return {RESIDENT: resident, CSR: api.csr_pem, CHAIN_CERT: root_pem}.get(value, value)
 
 
 def _send(api: Api, key: RouteKey, headers: dict[str, str]) -> httpx.Response:

@@ -6,7 +6,6 @@ blank card tokens under per-card trusted transport keys, and the station keeps n
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import httpx
@@ -17,12 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import Attribute, ObjectClass
 
 from hsm import KeyAlgorithm, SignatureScheme
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
 from hsm.errors import KeyGenerationUnsupported
 from service.clients.station import CardRenewal, ServiceRefused, Station, call
 from tests.api.conftest import MIYAZAKI
-from tests.api.live_fixture import Live
+from tests.api.live_fixture import Live, card_device, new_resident
 from tests.conftest import TRANSPORT_PINS, SoftHsm
 from tests.integration.helpers import openssl_verify, write_pem
 
@@ -31,36 +28,15 @@ MESSAGE = b"an e-application signed with the new card"
 
 
 @pytest.fixture(scope="module")
-def station(live: Live, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Station:
-    http = httpx.Client(base_url=live.base_url, timeout=30.0,
-                        headers={"Authorization": f"Bearer {live.client.tokens['municipal_staff']}"})  # fmt: skip
-    state = tmp_path_factory.mktemp("station-state")
-    device = Device(softhsm.module, "t-station", load_token_profile("station"), state)
-    return Station(http, device, TRANSPORT_PINS["station"]["operator"], softhsm.device_so_pin)
-
-
-def _card(softhsm: SoftHsm, name: str, tmp_path: Path) -> Device:
-    return Device(softhsm.module, name, load_token_profile("card"), tmp_path)
-
-
-def _resident(station: Station) -> str:
-    number = f"R-{uuid.uuid4().hex[:10]}"
-    call(station.http, "POST", "/v1/residents", {"resident_number": number, "name": "宮崎 花子",
-         "address": "宮崎県宮崎市橘通西一丁目1番1号", "municipality": MIYAZAKI, "date_of_birth": "1988-04-12",
-         "sex": "female"})  # fmt: skip
-    return number
-
-
-@pytest.fixture(scope="module")
 def issued_then_renewed(
     station: Station, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, CardRenewal, CardRenewal, Path]:
     state = tmp_path_factory.mktemp("card-state")
-    resident = _resident(station)
-    first = station.renew_card(resident_number=resident, card=_card(softhsm, "t-card-4", state),
+    resident = new_resident(station)
+    first = station.renew_card(resident_number=resident, card=card_device(softhsm, "t-card-4", state),
                                card_number="CST00000004", transport_pins=TRANSPORT_PINS["card"],
                                holder_pins=HOLDER_PINS, replaces_card=None)  # fmt: skip
-    second = station.renew_card(resident_number=resident, card=_card(softhsm, "t-card-5", state),
+    second = station.renew_card(resident_number=resident, card=card_device(softhsm, "t-card-5", state),
                                 card_number="CST00000005", transport_pins=TRANSPORT_PINS["card"],
                                 holder_pins=HOLDER_PINS, replaces_card="CST00000004")  # fmt: skip
     return resident, first, second, state
@@ -101,7 +77,7 @@ def test_new_card_holds_injected_keys_that_match_the_certificates(
     issued_then_renewed: tuple[str, CardRenewal, CardRenewal, Path], softhsm: SoftHsm
 ) -> None:
     _, _, second, state = issued_then_renewed
-    card = _card(softhsm, "t-card-5", state)
+    card = card_device(softhsm, "t-card-5", state)
     with card.open("signature", HOLDER_PINS["signature"]) as token:
         with token.locked() as session:
             keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
@@ -130,8 +106,8 @@ def test_station_keeps_nothing(
     assert not any(label.startswith("CST0000000") for label in labels)
 
 
-def test_contractor_cannot_proof_for_a_card(station: Station, live: Live) -> None:
-    resident = _resident(station)
+def test_contractor_cannot_proof_for_acard_device(station: Station, live: Live) -> None:
+    resident = new_resident(station)
     contractor = live.runtime.repo.add_actor("outreach-contractor", "contractor", MIYAZAKI)[1]
     headers = {"Authorization": f"Bearer {contractor}"}
     with httpx.Client(base_url=live.base_url, headers=headers) as http, pytest.raises(ServiceRefused) as refused:

@@ -1,0 +1,58 @@
+"""Smartphone enrolment: a nonce, then an application signed with the card's signature key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.api.convert import certificate_out
+from service.api.deps import RuntimeDep, require
+from service.api.schemas import NonceOut, PhoneEnrollIn, PhoneEnrollOut
+from service.db.registry_models import Actor
+from service.errors import ProofingEventUnusable
+from service.flows.phone import PhoneEnrollInput, enroll_phone, new_nonce
+from service.policy.model import Role
+
+router = APIRouter(prefix="/v1/phone-enrollments", tags=["phones"])
+HolderApps = Annotated[Actor, Depends(require(Role.HOLDER_APP))]
+
+
+@router.post("/nonce", response_model=NonceOut, status_code=201)
+def create_nonce(rt: RuntimeDep, actor: HolderApps) -> NonceOut:
+    """A single-use nonce (5 minutes) for the application the card's signature key signs."""
+    nonce = new_nonce(rt, actor)
+    return NonceOut(nonce=nonce.nonce, expires_at=nonce.expires_at)
+
+
+@router.post("", response_model=PhoneEnrollOut, status_code=201)
+def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) -> PhoneEnrollOut:
+    """Issue the phone's signature and user-authentication certificates for keys made in its secure element,
+    on the strength of the card's signature certificate (policy P11); they are bound to that card."""
+    try:
+        signature = base64.b64decode(body.application_signature_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProofingEventUnusable("application_signature_b64 is not base64") from None
+    event, issued = enroll_phone(
+        rt,
+        actor,
+        PhoneEnrollInput(
+            card_certificate_pem=body.card_certificate_pem.encode(),
+            device_id=body.device_id,
+            csrs={
+                "signature": body.signature_csr_pem.encode(),
+                "user-authentication": body.user_authentication_csr_pem.encode(),
+            },
+            nonce=body.nonce,
+            application_signature=signature,
+        ),
+    )
+    return PhoneEnrollOut(
+        proofing_event_id=event.id,
+        decision_rule_id=event.rule_id,
+        assurance_level=event.assurance_level,
+        signature=certificate_out(rt.repo.certificate(issued["signature"].intent.serial)),
+        user_authentication=certificate_out(rt.repo.certificate(issued["user-authentication"].intent.serial)),
+    )

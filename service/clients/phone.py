@@ -1,0 +1,66 @@
+"""The smartphone: keys generated in its secure element, enrolment signed with the card's signature key.
+
+Only public keys leave the phone (as CSRs); the card's signature key signs the application on the card,
+after the holder enters the card's signature password there.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pkcs11 import Attribute, ObjectClass
+
+from hsm import KeyAlgorithm, SignatureScheme, TokenSession
+from hsm.device import Device
+from service.clients.station import call, csr_on
+from service.protocol import application_bytes
+
+CREDENTIALS = ("signature", "user-authentication")
+
+
+@dataclass(frozen=True)
+class PhoneEnrollment:
+    device_id: str
+    answer: dict[str, Any]
+    key_labels: dict[str, str]
+
+
+def card_signature_key(card: TokenSession) -> tuple[str, KeyAlgorithm]:
+    """The one private key on a card's signature credential, and its algorithm."""
+    with card.locked() as session:
+        keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
+    if len(keys) != 1:
+        raise ValueError(f"the card's signature credential holds {len(keys)} keys, expected 1")
+    label = str(keys[0][Attribute.LABEL])
+    return label, card.algorithm_of(label)
+
+
+class Phone:
+    def __init__(self, http: httpx.Client, device: Device, pins: dict[str, str], device_id: str) -> None:
+        self.http, self.device, self.pins, self.device_id = http, device, pins, device_id
+
+    def enroll(self, card: Device, card_password: str, card_certificate_pem: str) -> PhoneEnrollment:
+        algorithm = KeyAlgorithm.P256
+        labels = {cred: f"phone-{cred}-{secrets.token_hex(4)}" for cred in CREDENTIALS}
+        csrs: dict[str, bytes] = {}
+        for cred, label in labels.items():  # the secure element makes its own keys (CKA_LOCAL true)
+            with self.device.open(cred, self.pins[cred]) as token:
+                token.generate_keypair(algorithm, label)
+                csrs[cred] = csr_on(token, label, algorithm).encode()
+        nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]
+        application = application_bytes(nonce, self.device_id, {"signature": csrs["signature"],
+                                         "user-authentication": csrs["user-authentication"]})  # fmt: skip
+        with card.open("signature", card_password) as card_token:  # the holder types the card's password
+            card_label, card_algorithm = card_signature_key(card_token)
+            scheme = SignatureScheme.RSA_PKCS1V15_SHA256 if card_algorithm.is_rsa else SignatureScheme.ECDSA_SHA256
+            signature = card_token.sign(card_label, application, scheme)
+        answer = call(self.http, "POST", "/v1/phone-enrollments", {
+            "card_certificate_pem": card_certificate_pem, "device_id": self.device_id,
+            "signature_csr_pem": csrs["signature"].decode(),
+            "user_authentication_csr_pem": csrs["user-authentication"].decode(),
+            "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
+        return PhoneEnrollment(self.device_id, answer, labels)
