@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hsm.capabilities import CredentialSpec, TokenProfile
 from hsm.errors import PinFormatInvalid, PinIncorrect, PinLocked, translated
-from hsm.session import TokenSession
+from hsm.session import TokenSession, load_module
 
 
 class Device:
@@ -70,6 +70,20 @@ class Device:
         context = f"set PIN of {self.token_label(credential)}"
         with self.open(credential, old_pin) as token, token.locked() as session, translated(context):
             session.set_pin(old_pin, new_pin)
+
+    def reset_pin(self, credential: str, so_pin: str, new_pin: str) -> None:
+        """The issuer resets a credential's PIN (C_InitPIN as SO) and clears its failure counter. The caller
+        must hold an authorisation for it (a proofing event the policy allowed)."""
+        spec = self._spec(credential)
+        if not spec.accepts(new_pin):
+            raise PinFormatInvalid(f"{self.name} {credential}: the new PIN must be {spec.description}")
+        lib, lock = load_module(self.module_path)
+        label = self.token_label(credential)
+        with lock, translated(f"reset PIN of {label}"):
+            token = lib.get_token(token_label=label)
+            with token.open(rw=True, so_pin=so_pin) as session:
+                session.init_pin(new_pin)
+        self._write(credential, 0)
 
     def _spec(self, credential: str) -> CredentialSpec:
         try:

@@ -259,3 +259,15 @@ class PhoneEnrollOut(BaseModel):
     assurance_level: str
     signature: CertificateOut
     user_authentication: CertificateOut
+
+
+class PinResetIn(Strict):
+    proofing_event_id: str = Field(min_length=1, max_length=36)
+    credential: Literal["signature", "user-authentication"]
+
+
+class PinResetOut(BaseModel):
+    proofing_event_id: str
+    credential: str
+    rule_id: str
+    authorised: bool

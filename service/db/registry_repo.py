@@ -173,6 +173,11 @@ class RegistryRepository(Repository):
             session.refresh(event)
             return event
 
+    def record_pin_reset(self, event_id: str, credential: str) -> None:
+        with Session(self.engine) as session:
+            self.audit(session, "pin.reset", event_id, credential=credential)
+            session.commit()
+
     def record_denial(self, obj: str, **details: object) -> None:
         with Session(self.engine) as session:
             self.audit(session, "policy.deny", obj, **details)

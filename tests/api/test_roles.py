@@ -156,6 +156,12 @@ SAMPLES: dict[RouteKey, Sample] = {
             "application_signature_b64": "AAAA",
         },
     ),
+    ("POST", "/v1/pin-resets"): Sample(
+        "/v1/pin-resets",
+        STAFF | {Role.KIOSK},
+        frozenset({404}),
+        {"proofing_event_id": NO_EVENT, "credential": "signature"},
+    ),
     ("GET", "/v1/audit"): Sample("/v1/audit", frozenset({Role.AUDITOR}), frozenset({200})),
     ("GET", "/v1/audit/verify"): Sample("/v1/audit/verify", frozenset({Role.AUDITOR}), frozenset({200})),
 }

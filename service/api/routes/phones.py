@@ -10,24 +10,26 @@ from fastapi import APIRouter, Depends
 
 from service.api.convert import certificate_out
 from service.api.deps import RuntimeDep, require
-from service.api.schemas import NonceOut, PhoneEnrollIn, PhoneEnrollOut
+from service.api.schemas import NonceOut, PhoneEnrollIn, PhoneEnrollOut, PinResetIn, PinResetOut
 from service.db.registry_models import Actor
 from service.errors import ProofingEventUnusable
 from service.flows.phone import PhoneEnrollInput, enroll_phone, new_nonce
+from service.flows.pins import authorise_pin_reset
 from service.policy.model import Role
 
-router = APIRouter(prefix="/v1/phone-enrollments", tags=["phones"])
+router = APIRouter(prefix="/v1", tags=["phones and kiosks"])
 HolderApps = Annotated[Actor, Depends(require(Role.HOLDER_APP))]
+Resetters = Annotated[Actor, Depends(require(Role.KIOSK, Role.MUNICIPAL_STAFF, Role.FISCAL_YEAR_STAFF))]
 
 
-@router.post("/nonce", response_model=NonceOut, status_code=201)
+@router.post("/phone-enrollments/nonce", response_model=NonceOut, status_code=201)
 def create_nonce(rt: RuntimeDep, actor: HolderApps) -> NonceOut:
     """A single-use nonce (5 minutes) for the application the card's signature key signs."""
     nonce = new_nonce(rt, actor)
     return NonceOut(nonce=nonce.nonce, expires_at=nonce.expires_at)
 
 
-@router.post("", response_model=PhoneEnrollOut, status_code=201)
+@router.post("/phone-enrollments", response_model=PhoneEnrollOut, status_code=201)
 def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) -> PhoneEnrollOut:
     """Issue the phone's signature and user-authentication certificates for keys made in its secure element,
     on the strength of the card's signature certificate (policy P11); they are bound to that card."""
@@ -56,3 +58,11 @@ def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) ->
         signature=certificate_out(rt.repo.certificate(issued["signature"].intent.serial)),
         user_authentication=certificate_out(rt.repo.certificate(issued["user-authentication"].intent.serial)),
     )
+
+
+@router.post("/pin-resets", response_model=PinResetOut, status_code=201)
+def create_pin_reset(body: PinResetIn, rt: RuntimeDep, actor: Resetters) -> PinResetOut:
+    """Spend a PIN-reset proofing event the policy allowed (kiosk: face match plus the other credential's
+    PIN, rules P8/P9; the counter otherwise) and authorise one reset of that credential."""
+    event = authorise_pin_reset(rt, actor, body.proofing_event_id, body.credential)
+    return PinResetOut(proofing_event_id=event.id, credential=body.credential, rule_id=event.rule_id, authorised=True)
