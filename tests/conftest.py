@@ -31,7 +31,7 @@ TRANSPORT_PINS = {
 }
 DEVICE_STOCK = {
     "t-station": "station",
-    **{f"t-card-{i}": "card" for i in range(8)},
+    **{f"t-card-{i}": "card" for i in range(10)},
     "t-phone-0": "phone",
     "t-phone-1": "phone",
     "t-nextgen-0": "next-gen-card",

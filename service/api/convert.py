@@ -15,7 +15,13 @@ from service.policy.model import Decision
 
 
 def card_out(card: Card) -> CardOut:
-    return CardOut(number=card.number, issued_on=card.issued_on, expires_on=card.expires_on, status=card.status)
+    return CardOut(
+        number=card.number,
+        issued_on=card.issued_on,
+        expires_on=card.expires_on,
+        status=card.status,
+        delivery=card.delivery,
+    )
 
 
 def resident_out(resident: Resident, cards: list[Card]) -> ResidentOut:

@@ -38,6 +38,7 @@ class CardOut(BaseModel):
     issued_on: date
     expires_on: date
     status: str
+    delivery: str = "counter"
 
 
 def _sex(value: object) -> str:

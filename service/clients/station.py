@@ -77,12 +77,15 @@ class Station:
         replaces_card: str | None,
         evidence: tuple[str, ...] = COUNTER_EVIDENCE,
         algorithm: KeyAlgorithm = KeyAlgorithm.RSA2048,
+        proofing: dict[str, Any] | None = None,
     ) -> CardRenewal:
-        """Proof in person, then personalise a blank card: keys from the station, certificates from the CA."""
-        operation = "card_renew" if replaces_card else "card_issue"
-        proofing = call(self.http, "POST", "/v1/proofing-events", {
-            "resident_number": resident_number, "operation": operation, "channel": "counter_in_person",
-            "evidence": list(evidence)})  # fmt: skip
+        """Proof in person (or take a proofing event recorded elsewhere, e.g. a remote application a central
+        issuing station serves), then personalise a blank card: keys from the station, certificates from the CA."""
+        if proofing is None:
+            operation = "card_renew" if replaces_card else "card_issue"
+            proofing = call(self.http, "POST", "/v1/proofing-events", {
+                "resident_number": resident_number, "operation": operation, "channel": "counter_in_person",
+                "evidence": list(evidence)})  # fmt: skip
         call(self.http, "POST", f"/v1/residents/{resident_number}/cards",
              {"number": card_number, "issued_on": datetime.now(UTC).date().isoformat()})  # fmt: skip
         cards = {cred: card.open(cred, transport_pins[cred]) for cred in CREDENTIALS}

@@ -45,6 +45,7 @@ class Card(SQLModel, table=True):
     issued_on: date
     expires_on: date
     status: str = Field(default="active", index=True)  # active | lost | revoked | expired | superseded
+    delivery: str = "counter"  # counter | restricted_mail (本人限定受取郵便), from the policy's conditions
     created_at: datetime
 
 

@@ -130,6 +130,16 @@ class RegistryRepository(Repository):
             session.refresh(row)
             return row
 
+    def set_card_delivery(self, number: str, delivery: str) -> None:
+        with Session(self.engine) as session:
+            row = session.exec(select(Card).where(Card.number == number)).first()
+            if row is None:
+                raise CardNotFound(f"no card with number {number!r}")
+            row.delivery = delivery
+            session.add(row)
+            self.audit(session, "card.delivery", number, delivery=delivery)
+            session.commit()
+
     def live_certificates(self, resident_id: int, profile: str | None = None) -> list[CertificateRecord]:
         with Session(self.engine) as session:
             query = select(CertificateRecord).where(

@@ -8,6 +8,7 @@ signed, that one is revoked (cessationOfOperation) and the event given back: nev
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -94,6 +95,8 @@ def issue_card(rt: Runtime, actor: Actor, item: CardIssueInput) -> CardIssueResu
             revoke(rt, actor, done.intent.serial, "cessationOfOperation")
         repo.release_proofing(event.id)
         raise
+    if "deliver_by_restricted_mail" in json.loads(event.conditions):
+        repo.set_card_delivery(card.number, "restricted_mail")
     revoked: list[CertificateRecord] = []
     if old_card is not None:
         for record in predecessors.values():

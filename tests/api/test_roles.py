@@ -130,7 +130,7 @@ SAMPLES: dict[RouteKey, Sample] = {
     ),
     ("POST", "/v1/card-issuances"): Sample(
         "/v1/card-issuances",
-        STAFF,
+        STAFF | {Role.CA_OPERATOR},
         frozenset({404}),
         {
             "resident_number": "NOPE-0000",

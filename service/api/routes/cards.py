@@ -12,9 +12,10 @@ from service.api.schemas import CardIssueIn, CardIssueOut
 from service.db.registry_models import Actor
 from service.flows.card_issuance import CardIssueInput, issue_card
 from service.flows.registry import check_jurisdiction
+from service.policy.model import Role
 
 router = APIRouter(prefix="/v1", tags=["cards"])
-Stations = Annotated[Actor, Depends(require(STAFF))]
+Stations = Annotated[Actor, Depends(require(STAFF, Role.CA_OPERATOR))]  # counter, or a central issuing station
 
 
 @router.post("/card-issuances", response_model=CardIssueOut, status_code=201)
