@@ -202,20 +202,7 @@ class RegistryRepository(Repository):
 
     def consume_proofing(self, event_id: str, now: datetime) -> bool:
         """Mark the event used, atomically; False when it was already used or has expired."""
-        with Session(self.engine) as session:
-            result = session.exec(
-                update(ProofingEvent)
-                .where(
-                    col(ProofingEvent.id) == event_id,
-                    col(ProofingEvent.used_at).is_(None),
-                    col(ProofingEvent.expires_at) > now,
-                )
-                .values(used_at=now)
-            )
-            if result.rowcount == 1:
-                self.audit(session, "proofing.use", event_id)
-            session.commit()
-            return bool(result.rowcount == 1)
+        return self._use_once(ProofingEvent, col(ProofingEvent.id) == event_id, now, "proofing.use", event_id)
 
     def release_proofing(self, event_id: str) -> None:
         """Give an event back after an issuance failed on the token side (nothing was issued)."""
@@ -234,20 +221,24 @@ class RegistryRepository(Repository):
 
     def consume_nonce(self, nonce: str, now: datetime) -> bool:
         """Mark the nonce used, atomically; False when unknown, used or expired."""
+        return self._use_once(EnrollmentNonce, col(EnrollmentNonce.nonce) == nonce, now, "nonce.use", nonce[:16])
+
+    def _use_once(
+        self, model: type[ProofingEvent] | type[EnrollmentNonce], match: Any, now: datetime, action: str, obj: str
+    ) -> bool:
+        """One UPDATE that sets used_at only where it is unset and not expired: two racing callers cannot both
+        win. The audit record is written in the same transaction when it does."""
         with Session(self.engine) as session:
             result = session.exec(
-                update(EnrollmentNonce)
-                .where(
-                    col(EnrollmentNonce.nonce) == nonce,
-                    col(EnrollmentNonce.used_at).is_(None),
-                    col(EnrollmentNonce.expires_at) > now,
-                )
+                update(model)
+                .where(match, col(model.used_at).is_(None), col(model.expires_at) > now)
                 .values(used_at=now)
             )
-            if result.rowcount == 1:
-                self.audit(session, "nonce.use", nonce[:16])
+            used = bool(result.rowcount == 1)
+            if used:
+                self.audit(session, action, obj)
             session.commit()
-            return bool(result.rowcount == 1)
+            return used
 
     def certificate_by_der(self, der: bytes) -> CertificateRecord | None:
         with Session(self.engine) as session:
