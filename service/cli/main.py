@@ -9,8 +9,9 @@ from cryptography import x509
 
 from ca.errors import CaError
 from hsm import HsmError
-from service.cli import ca_commands, demo, keys_commands, policy_commands, service_commands
+from service.cli import ca_commands, demo, device_commands, keys_commands, policy_commands, service_commands
 from service.cli.context import console, errors, runtime
+from service.clients.station import ServiceRefused
 from service.errors import ServiceError
 from service.policy.errors import PolicyError
 
@@ -28,6 +29,10 @@ app.add_typer(service_commands.audit, name="audit")
 app.command("demo")(demo.demo)
 app.command("serve")(service_commands.serve)
 app.add_typer(policy_commands.app, name="policy")
+app.add_typer(device_commands.devices, name="devices")
+app.add_typer(device_commands.station, name="station")
+app.add_typer(device_commands.phone, name="phone")
+app.add_typer(device_commands.kiosk, name="kiosk")
 
 
 @app.command()
@@ -46,7 +51,7 @@ def init() -> None:
 def main() -> None:
     try:
         app()
-    except (HsmError, CaError, ServiceError, PolicyError, ValueError, OSError) as exc:
+    except (HsmError, CaError, ServiceError, PolicyError, ServiceRefused, ValueError, OSError) as exc:
         errors.print(f"koshin: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 

@@ -101,3 +101,47 @@ def test_operator_commands_then_the_api(served: tuple[Cli, str], tmp_path: Path)
 
     assert "intact" in cli.ok("audit", "verify")
     assert "invalid" in cli.fails("actors", "add", "--role", "wizard").lower()
+
+
+def _token_file(cli: Cli, tmp_path: Path, role: str) -> Path:
+    out = cli.ok("actors", "add", "--role", role, "--municipality", "452017", "--name", f"{role}-cli")
+    path = tmp_path / f"{role}.token"
+    path.write_text(next(line.split()[1] for line in out.splitlines() if line.startswith("token ")))
+    return path
+
+
+def test_station_phone_and_kiosk_from_the_command_line(served: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, base = served
+    document = tmp_path / "registry.json"
+    document.write_text(json.dumps(REGISTRY, ensure_ascii=False))
+    cli.ok("registry", "import", str(document))
+    for kind, name in (("station", "st1"), ("card", "card-a"), ("phone", "phone-a")):
+        assert f"made {kind} {name}" in cli.ok("devices", "make", "--kind", kind, "--name", name)
+    assert "already exists" in cli.fails("devices", "make", "--kind", "card", "--name", "card-a")
+    assert {d["name"] for d in json.loads(cli.ok("devices", "list"))} == {"st1", "card-a", "phone-a"}
+    staff = _token_file(cli, tmp_path, "municipal_staff")
+
+    renewed = json.loads(cli.ok("station", "renew-card", "--url", base, "--token-file", str(staff), "--station", "st1",
+                                "--card", "card-a", "--resident", "MZK-0001", "--card-number", "C0000002",
+                                "--replaces-card", "C0000001", "--signature-password", "ICHIRO2026",
+                                "--auth-pin", "2580"))  # fmt: skip
+    assert renewed["rule"] and set(renewed["certificates"]) == {"signature", "user-authentication"}
+    assert all(c["key_origin"] == "station" for c in renewed["certificates"].values())
+
+    serial = renewed["certificates"]["signature"]["serial"]
+    headers = {"Authorization": f"Bearer {staff.read_text().strip()}"}
+    card_cert = tmp_path / "card-sign.pem"
+    card_cert.write_text(httpx.get(f"{base}/v1/certificates/{serial}", headers=headers).json()["certificate_pem"])
+    holder = _token_file(cli, tmp_path, "holder_app")
+    enrolled = json.loads(cli.ok("phone", "enroll", "--url", base, "--token-file", str(holder), "--phone", "phone-a",
+                                 "--card", "card-a", "--card-certificate", str(card_cert),
+                                 "--card-password", "ICHIRO2026", "--device-id", "phone-a-001"))  # fmt: skip
+    assert enrolled["decision_rule_id"] == "P11" and len(enrolled["serials"]) == 2
+
+    kiosk = _token_file(cli, tmp_path, "kiosk")
+    reset_args = ["kiosk", "reset-pin", "--url", base, "--token-file", str(kiosk), "--card", "card-a",
+                  "--resident", "MZK-0001", "--credential", "signature", "--new-pin", "NEWPASS2027"]  # fmt: skip
+    both_forgotten = cli.fails(*reset_args)
+    assert "P10" in both_forgotten and "counter" in both_forgotten
+    reset = cli.ok(*reset_args, "--other-pin", "2580")
+    assert "rule P8" in reset

@@ -1,0 +1,185 @@
+"""``koshin devices|station|phone|kiosk``: blank device stock for the embedded SoftHSM, and the three clients.
+
+Device tokens live in the embedded SoftHSM under KOSHIN_HOME. Transport PINs are random per device and kept
+in ``KOSHIN_HOME/secrets/devices/<name>.json`` (mode 0600); the issuer's SO PIN, used by stations for
+transport keys and by kiosks for resets, in ``secrets/devices-so.pin``. Development defaults, like the rest
+of the embedded default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from hsm import admin
+from hsm.capabilities import load_token_profile
+from hsm.device import Device
+from service.cli.context import console, print_json
+from service.clients.kiosk import Kiosk
+from service.clients.phone import Phone
+from service.clients.station import Station
+from service.errors import ConfigurationError
+from service.settings import Settings
+
+devices = typer.Typer(
+    no_args_is_help=True, help="Blank device stock (station, card, phone) in the embedded token store."
+)
+station = typer.Typer(no_args_is_help=True, help="The counter station: card issuance and renewal.")
+phone = typer.Typer(no_args_is_help=True, help="The smartphone: enrolment with the card's signature key.")
+kiosk = typer.Typer(no_args_is_help=True, help="The kiosk: PIN reset with face match and the other PIN.")
+
+Url = Annotated[str, typer.Option(help="Base URL of the koshin service.")]
+TokenFile = Annotated[Path, typer.Option(help="File holding the actor's API token.")]
+
+
+def _home() -> tuple[Settings, Path, str]:
+    settings = Settings()
+    if not settings.embedded:
+        raise ConfigurationError("device stock lives in the embedded SoftHSM (unset KOSHIN_PKCS11_MODULE)")
+    module = admin.find_softhsm()
+    if module is None:
+        raise ConfigurationError("libsofthsm2.so not found: install the Debian package softhsm2")
+    conf = admin.write_softhsm_conf(settings.home)
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    return settings, conf, module
+
+
+def _secrets(settings: Settings) -> Path:
+    return settings.home / "secrets"
+
+
+def _so_pin(settings: Settings) -> str:
+    path = _secrets(settings) / "devices-so.pin"
+    if not path.exists():
+        admin.write_private_file(path, admin.random_pin() + "\n")
+    return path.read_text().strip()
+
+
+def _record(settings: Settings, name: str) -> dict[str, Any]:
+    path = _secrets(settings) / "devices" / f"{name}.json"
+    if not path.exists():
+        raise ConfigurationError(f"no device {name!r}: make it with `koshin devices make`")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def _device(name: str) -> tuple[Device, dict[str, Any], Settings]:
+    settings, _, module = _home()
+    record = _record(settings, name)
+    return Device(module, name, load_token_profile(record["kind"]), settings.home / "devices"), record, settings
+
+
+def _http(url: str, token_file: Path) -> httpx.Client:
+    token = token_file.read_text().strip()
+    return httpx.Client(base_url=url, timeout=60.0, headers={"Authorization": f"Bearer {token}"})
+
+
+@devices.command("make")
+def make(
+    kind: Annotated[str, typer.Option(help="station, card, phone or next-gen-card.")],
+    name: Annotated[str, typer.Option(help="Device name; its tokens are <name>-<credential>.")],
+) -> None:
+    """Make one blank device: a token per credential, random transport PINs kept under secrets/devices/."""
+    settings, conf, _ = _home()
+    profile = load_token_profile(kind)
+    path = _secrets(settings) / "devices" / f"{name}.json"
+    if path.exists():
+        raise ConfigurationError(f"device {name!r} already exists")
+    pins = {cred: _transport_pin(spec.pin_pattern) for cred, spec in profile.credentials.items()}
+    admin.make_device_tokens(conf, name, pins, _so_pin(settings))
+    admin.write_private_file(path, json.dumps({"kind": kind, "transport_pins": pins}))
+    console.print(f"made {kind} {name}: tokens {', '.join(f'{name}-{c}' for c in pins)}")
+
+
+def _transport_pin(pattern: str) -> str:
+    import secrets
+    import string
+
+    if "0-9]{4}" in pattern:
+        return "".join(secrets.choice(string.digits) for _ in range(4))
+    if "A-Z0-9" in pattern:
+        return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+    return admin.random_pin(16)
+
+
+@devices.command("list")
+def list_devices() -> None:
+    """The devices made so far (names and kinds; PINs are in the secrets files only)."""
+    settings, _, _ = _home()
+    folder = _secrets(settings) / "devices"
+    rows = [{"name": p.stem, "kind": json.loads(p.read_text())["kind"]} for p in sorted(folder.glob("*.json"))]
+    print_json(rows)
+
+
+@station.command("renew-card")
+def renew_card(
+    url: Url,
+    token_file: TokenFile,
+    station_name: Annotated[str, typer.Option("--station", help="Station device name.")],
+    card_name: Annotated[str, typer.Option("--card", help="Blank card device to personalise.")],
+    resident: Annotated[str, typer.Option(help="Resident number.")],
+    card_number: Annotated[str, typer.Option(help="Number printed on the new card.")],
+    signature_password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="New signature password.")],
+    auth_pin: Annotated[str, typer.Option(prompt=True, hide_input=True, help="New 4-digit auth PIN.")],
+    replaces_card: Annotated[str | None, typer.Option(help="The card this one replaces.")] = None,
+) -> None:
+    """Counter issuance/renewal: in-person proofing, keys made at the station, injected into the new card."""
+    station_device, station_record, settings = _device(station_name)
+    card, card_record, _ = _device(card_name)
+    client = Station(_http(url, token_file), station_device,
+                     station_record["transport_pins"]["operator"], _so_pin(settings))  # fmt: skip
+    result = client.renew_card(
+        resident_number=resident,
+        card=card,
+        card_number=card_number,
+        transport_pins=card_record["transport_pins"],
+        replaces_card=replaces_card,
+        holder_pins={"signature": signature_password, "user-authentication": auth_pin},
+    )
+    print_json({"card": result.card_number, "rule": result.proofing["decision"]["rule_id"],
+                "certificates": {c: {k: v[k] for k in ("serial", "assurance_level", "key_origin")}
+                                 for c, v in result.certificates.items()},
+                "revoked": result.revoked_serials})  # fmt: skip
+
+
+@phone.command("enroll")
+def enroll(
+    url: Url,
+    token_file: TokenFile,
+    phone_name: Annotated[str, typer.Option("--phone", help="Phone device name.")],
+    card_name: Annotated[str, typer.Option("--card", help="The holder's card device.")],
+    card_certificate: Annotated[Path, typer.Option(help="The card's signature certificate (PEM).")],
+    card_password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Card signature password.")],
+    device_id: Annotated[str, typer.Option(help="The phone's device id.")],
+) -> None:
+    """Phone enrolment: keys made on the phone, the application signed on the card."""
+    phone_device, phone_record, _ = _device(phone_name)
+    card, _, _ = _device(card_name)
+    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], device_id)
+    result = client.enroll(card, card_password, card_certificate.read_text())
+    serials = [result.answer["signature"]["serial"], result.answer["user_authentication"]["serial"]]
+    print_json({k: result.answer[k] for k in ("decision_rule_id", "assurance_level")} | {"serials": serials})
+
+
+@kiosk.command("reset-pin")
+def reset_pin(
+    url: Url,
+    token_file: TokenFile,
+    card_name: Annotated[str, typer.Option("--card", help="The holder's card device.")],
+    resident: Annotated[str, typer.Option(help="Resident number.")],
+    credential: Annotated[str, typer.Option(help="signature or user-authentication: the PIN to reset.")],
+    new_pin: Annotated[str, typer.Option(prompt=True, hide_input=True, help="The new PIN.")],
+    other_pin: Annotated[str | None, typer.Option(help="The OTHER credential's PIN; omit if forgotten.")] = None,
+    face_matched: Annotated[bool, typer.Option(help="The face matched the chip photo.")] = True,
+) -> None:
+    """Kiosk PIN reset (P8/P9); with both PINs forgotten the policy sends the holder to the counter (P10)."""
+    card, _, settings = _device(card_name)
+    client = Kiosk(_http(url, token_file), _so_pin(settings))
+    done = client.reset_pin(resident_number=resident, card=card, credential=credential, other_pin=other_pin,
+                            face_matched=face_matched, new_pin=new_pin)  # fmt: skip
+    console.print(f"{credential} PIN reset (rule {done.proofing['decision']['rule_id']})")
