@@ -19,3 +19,14 @@ def application_bytes(nonce: str, device_id: str, csrs: dict[str, bytes]) -> byt
     digests = {p: hashlib.sha256(load_csr(csrs[p]).public_bytes(Encoding.DER)).hexdigest() for p in PHONE_PROFILES}
     body = {"nonce": nonce, "device_id": device_id, "csr_sha256": digests}
     return PHONE_APPLICATION_DOMAIN + json.dumps(body, sort_keys=True).encode()
+
+
+PHONE_RENEWAL_DOMAIN = b"koshin-phone-renewal-v1\n"
+
+
+def renewal_bytes(nonce: str, replaces_serial: str, csr: bytes) -> bytes:
+    """What the phone's CURRENT key signs to re-key its certificate: a domain tag, then canonical JSON of the
+    server nonce, the serial being replaced and the SHA-256 of the new CSR's DER."""
+    digest = hashlib.sha256(load_csr(csr).public_bytes(Encoding.DER)).hexdigest()
+    body = {"nonce": nonce, "replaces": replaces_serial.lower(), "csr_sha256": digest}
+    return PHONE_RENEWAL_DOMAIN + json.dumps(body, sort_keys=True).encode()

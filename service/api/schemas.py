@@ -272,3 +272,12 @@ class PinResetOut(BaseModel):
     credential: str
     rule_id: str
     authorised: bool
+
+
+class PhoneRenewIn(Strict):
+    """Re-key one phone certificate: the new CSR, signed over with the current phone key."""
+
+    current_certificate_pem: str = Field(min_length=1, max_length=16_384)
+    csr_pem: str = Field(min_length=1, max_length=16_384)
+    nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature_b64: str = Field(min_length=1, max_length=2048)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography import x509
 from pkcs11 import Attribute, ObjectClass
 
 from hsm import KeyAlgorithm, SignatureScheme, TokenSession
 from hsm.device import Device
 from service.clients.station import call, csr_on
-from service.protocol import application_bytes
+from service.protocol import application_bytes, renewal_bytes
 
 CREDENTIALS = ("signature", "user-authentication")
 
@@ -64,3 +65,19 @@ class Phone:
             "user_authentication_csr_pem": csrs["user-authentication"].decode(),
             "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
         return PhoneEnrollment(self.device_id, answer, labels)
+
+    def renew(self, credential: str, current_label: str, current_certificate_pem: str) -> tuple[dict[str, Any], str]:
+        """Re-key one credential: a new key on the phone, the request signed with the current key there."""
+        algorithm = KeyAlgorithm.P256
+        label = f"phone-{credential}-{secrets.token_hex(4)}"
+        current = x509.load_pem_x509_certificate(current_certificate_pem.encode())
+        with self.device.open(credential, self.pins[credential]) as token:
+            token.generate_keypair(algorithm, label)
+            csr = csr_on(token, label, algorithm)
+            nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]
+            data = renewal_bytes(nonce, f"{current.serial_number:040x}", csr.encode())
+            signature = token.sign(current_label, data, SignatureScheme.ECDSA_SHA256)
+        answer = call(self.http, "POST", "/v1/phone-renewals", {
+            "current_certificate_pem": current_certificate_pem, "csr_pem": csr, "nonce": nonce,
+            "signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
+        return answer, label

@@ -57,7 +57,9 @@ class PhoneEnrollInput:
     application_signature: bytes
 
 
-def _verify_application(card_cert: x509.Certificate, data: bytes, signature: bytes) -> None:
+def verify_application(
+    card_cert: x509.Certificate, data: bytes, signature: bytes, whose: str = "the card's signature key"
+) -> None:
     public = card_cert.public_key()
     try:
         if isinstance(public, rsa.RSAPublicKey):
@@ -67,7 +69,7 @@ def _verify_application(card_cert: x509.Certificate, data: bytes, signature: byt
         else:
             raise ProofingEventUnusable("the card certificate's key type cannot sign an application")
     except InvalidSignature:
-        raise ProofingEventUnusable("the application is not signed by the card's signature key") from None
+        raise ProofingEventUnusable(f"the application is not signed by {whose}") from None
 
 
 def enroll_phone(
@@ -90,7 +92,7 @@ def enroll_phone(
     card = rt.repo.card_by_id(record.card_id)
     if card.status != "active":
         raise ProofingEventUnusable(f"card {card.number} is {card.status}")
-    _verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
+    verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
     resident = rt.repo.resident_by_id(card.resident_id)
     evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
     proofing = ProofingInput(resident.resident_number, Operation.PHONE_CERT_ISSUE, Channel.ONLINE_SIGN_CERT, evidence)

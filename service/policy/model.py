@@ -74,6 +74,7 @@ class Evidence(enum.StrEnum):
     CARD_SIGN_CERTIFICATE = "card_sign_certificate"  # a signature made with the card's valid signature cert
     DEVICE_GENERATED_KEY = "device_generated_key"  # the key pair was generated in the device's chip
     F2F_AT_APPLICATION = "f2f_at_application"  # 申請時来庁方式: face-to-face check done at application
+    DERIVED_CERTIFICATE = "derived_certificate"  # a signature made with the phone's current, valid certificate
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,26 @@ def test_replayed_or_forged_applications_are_refused(
     body = {"card_certificate_pem": issued.certificates["signature"]["certificate_pem"], "device_id": "evil-1",
             "signature_csr_pem": live.csr_pem, "user_authentication_csr_pem": live.csr_pem, "nonce": forged,
             "application_signature_b64": "AAAA"}  # fmt: skip
-    with pytest.raises(ServiceRefused, match="not signed by the card"):
+    with pytest.raises(ServiceRefused, match="not signed by the card's signature key"):
         call(phone.http, "POST", "/v1/phone-enrollments", body)
+
+
+def test_phone_rekey_supersedes_and_only_the_newest_renews(
+    enrolled: tuple[str, CardRenewal, PhoneEnrollment, Phone, Device], live: Live
+) -> None:
+    _, _, enrollment, phone, _ = enrolled
+    current = enrollment.answer["user_authentication"]
+    renewed, label = phone.renew("user-authentication", enrollment.key_labels["user-authentication"],
+                                 current["certificate_pem"])  # fmt: skip
+    assert renewed["replaces_serial"] == current["serial"] and renewed["key_origin"] == "device"
+    assert renewed["assurance_level"] == "IAL3"
+    old = live.client.get(f"/v1/certificates/{current['serial']}", "municipal_staff").json()
+    assert old["status"] == "revoked" and old["revocation_reason"] == "superseded"
+    with pytest.raises(ServiceRefused, match="newest"):  # the superseded one cannot be renewed again
+        phone.renew("user-authentication", enrollment.key_labels["user-authentication"], current["certificate_pem"])
+    again, _ = phone.renew("user-authentication", label, renewed["certificate_pem"])  # the newest can
+    assert again["replaces_serial"] == renewed["serial"]
+    enrollment.answer["user_authentication"] = again  # later tests follow the lineage
 
 
 def test_address_change_revokes_card_and_phone_signature_certificates_only(

@@ -156,6 +156,12 @@ SAMPLES: dict[RouteKey, Sample] = {
             "application_signature_b64": "AAAA",
         },
     ),
+    ("POST", "/v1/phone-renewals"): Sample(
+        "/v1/phone-renewals",
+        frozenset({Role.HOLDER_APP}),
+        frozenset({409}),
+        {"current_certificate_pem": CHAIN_CERT, "csr_pem": CSR, "nonce": "0" * 64, "signature_b64": "AAAA"},
+    ),
     ("POST", "/v1/pin-resets"): Sample(
         "/v1/pin-resets",
         STAFF | {Role.KIOSK},

@@ -10,10 +10,19 @@ from fastapi import APIRouter, Depends
 
 from service.api.convert import certificate_out
 from service.api.deps import RuntimeDep, require
-from service.api.schemas import NonceOut, PhoneEnrollIn, PhoneEnrollOut, PinResetIn, PinResetOut
+from service.api.schemas import (
+    CertificateOut,
+    NonceOut,
+    PhoneEnrollIn,
+    PhoneEnrollOut,
+    PhoneRenewIn,
+    PinResetIn,
+    PinResetOut,
+)
 from service.db.registry_models import Actor
 from service.errors import ProofingEventUnusable
 from service.flows.phone import PhoneEnrollInput, enroll_phone, new_nonce
+from service.flows.phone_renewal import PhoneRenewInput, renew_phone_certificate
 from service.flows.pins import authorise_pin_reset
 from service.policy.model import Role
 
@@ -33,10 +42,7 @@ def create_nonce(rt: RuntimeDep, actor: HolderApps) -> NonceOut:
 def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) -> PhoneEnrollOut:
     """Issue the phone's signature and user-authentication certificates for keys made in its secure element,
     on the strength of the card's signature certificate (policy P11); they are bound to that card."""
-    try:
-        signature = base64.b64decode(body.application_signature_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProofingEventUnusable("application_signature_b64 is not base64") from None
+    signature = _b64(body.application_signature_b64)
     event, issued = enroll_phone(
         rt,
         actor,
@@ -58,6 +64,30 @@ def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) ->
         signature=certificate_out(rt.repo.certificate(issued["signature"].intent.serial)),
         user_authentication=certificate_out(rt.repo.certificate(issued["user-authentication"].intent.serial)),
     )
+
+
+@router.post("/phone-renewals", response_model=CertificateOut, status_code=201)
+def create_phone_renewal(body: PhoneRenewIn, rt: RuntimeDep, actor: HolderApps) -> CertificateOut:
+    """Re-key a phone certificate (policy P11-REKEY): a new key made on the phone, the request signed with the
+    current phone key; only the newest certificate of a lineage; the old one is revoked as superseded."""
+    issued = renew_phone_certificate(
+        rt,
+        actor,
+        PhoneRenewInput(
+            current_certificate_pem=body.current_certificate_pem.encode(),
+            csr=body.csr_pem.encode(),
+            nonce=body.nonce,
+            signature=_b64(body.signature_b64),
+        ),
+    )
+    return certificate_out(rt.repo.certificate(issued.intent.serial))
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProofingEventUnusable("the signature is not base64") from None
 
 
 @router.post("/pin-resets", response_model=PinResetOut, status_code=201)
