@@ -13,6 +13,7 @@ DEB_PACKAGES := softhsm2 opensc openssl postgresql
 
 run: deps
 	$(BIN)/koshin init
+	$(BIN)/koshin sample
 	$(BIN)/koshin demo
 	$(BIN)/koshin serve
 

@@ -1,4 +1,4 @@
-"""``koshin demo``: the hierarchy at a glance and one sample issuance per profile.
+"""``koshin sample``: the hierarchy at a glance and one sample issuance per profile.
 
 The sample holder's key pair is generated on the token too (label ``<prefix>demo-holder``) and signs its CSR
 there, so even the demo never holds a private key in memory.

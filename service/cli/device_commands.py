@@ -90,6 +90,9 @@ def make(
     path = _secrets(settings) / "devices" / f"{name}.json"
     if path.exists():
         raise ConfigurationError(f"device {name!r} already exists")
+    longest = max(len(f"{name}-{cred}") for cred in profile.credentials)
+    if longest > 32:
+        raise ConfigurationError(f"device name {name!r} too long: token labels are at most 32 characters")
     pins = {cred: _transport_pin(spec.pin_pattern) for cred, spec in profile.credentials.items()}
     admin.make_device_tokens(conf, name, pins, _so_pin(settings))
     admin.write_private_file(path, json.dumps({"kind": kind, "transport_pins": pins}))

@@ -9,7 +9,15 @@ from cryptography import x509
 
 from ca.errors import CaError
 from hsm import HsmError
-from service.cli import ca_commands, demo, device_commands, keys_commands, policy_commands, service_commands
+from service.cli import (
+    ca_commands,
+    demo,
+    device_commands,
+    keys_commands,
+    policy_commands,
+    service_commands,
+    story,
+)
 from service.cli.context import console, errors, runtime
 from service.clients.station import ServiceRefused
 from service.errors import ServiceError
@@ -26,7 +34,8 @@ app.add_typer(keys_commands.app, name="keys")
 app.add_typer(service_commands.actors, name="actors")
 app.add_typer(service_commands.registry, name="registry")
 app.add_typer(service_commands.audit, name="audit")
-app.command("demo")(demo.demo)
+app.command("sample")(demo.demo)
+app.command("demo")(story.story)
 app.command("serve")(service_commands.serve)
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(device_commands.devices, name="devices")

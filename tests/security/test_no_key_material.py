@@ -26,7 +26,8 @@ from tests.security.target import require_tool, softhsm_module
 KOSHIN = Path(sys.executable).parent / "koshin"
 COMMANDS = (
     ("init",),
-    ("demo",),
+    ("sample",),
+    ("demo",),  # every flow: station-made keys injected into cards, phone keys, PIN reset, on a live server
     ("keys", "audit", "--json"),
     ("ca", "chain"),
     ("ca", "list", "--json"),
@@ -101,10 +102,10 @@ def test_command_output_holds_no_private_key_material(cli: CliSession) -> None:
 
 def test_pin_files_are_owner_only(cli: CliSession) -> None:
     secrets = cli.home / "secrets"
-    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()}
+    modes = {str(p.relative_to(secrets)): (p.is_dir(), stat.S_IMODE(p.stat().st_mode)) for p in secrets.rglob("*")}
     assert {"user.pin", "so.pin"} <= set(modes), f"PIN files missing: {sorted(modes)}"
-    wrong = {name: oct(mode) for name, mode in modes.items() if mode != 0o600}
-    assert not wrong, f"PIN files must be mode 0600: {wrong}"
+    wrong = {name: oct(mode) for name, (is_dir, mode) in modes.items() if mode != (0o700 if is_dir else 0o600)}
+    assert not wrong, f"secret files must be mode 0600 and their folders 0700: {wrong}"
     assert stat.S_IMODE(secrets.stat().st_mode) & 0o077 == 0, f"{secrets} is open to group/others"
 
 
