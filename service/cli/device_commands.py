@@ -169,6 +169,24 @@ def enroll(
     print_json({k: result.answer[k] for k in ("decision_rule_id", "assurance_level")} | {"serials": serials})
 
 
+@phone.command("renew")
+def renew(
+    url: Url,
+    token_file: TokenFile,
+    phone_name: Annotated[str, typer.Option("--phone", help="Phone device name.")],
+    credential: Annotated[str, typer.Option(help="signature or user-authentication.")],
+    certificate: Annotated[Path, typer.Option(help="The current phone certificate of that credential (PEM).")],
+    out: Annotated[Path | None, typer.Option(help="Write the new certificate (PEM) here.")] = None,
+) -> None:
+    """Re-key a phone certificate: a new key on the phone, the request signed with the current one (P11-REKEY)."""
+    phone_device, phone_record, _ = _device(phone_name)
+    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], phone_name)
+    answer, _ = client.renew(credential, None, certificate.read_text())
+    if out is not None:
+        out.write_text(answer["certificate_pem"])
+    print_json({"serial": answer["serial"], "replaces": answer["replaces_serial"], "level": answer["assurance_level"]})
+
+
 @kiosk.command("reset-pin")
 def reset_pin(
     url: Url,

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, ObjectClass
 
 from hsm import KeyAlgorithm, SignatureScheme, TokenSession
@@ -38,6 +39,17 @@ def card_signature_key(card: TokenSession) -> tuple[str, KeyAlgorithm]:
         raise ValueError(f"the card's signature credential holds {len(keys)} keys, expected 1")
     label = str(keys[0][Attribute.LABEL])
     return label, card.algorithm_of(label)
+
+
+def label_for_certificate(token: TokenSession, certificate: x509.Certificate) -> str:
+    """The label of the private key on ``token`` whose public half is the certificate's."""
+    wanted = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    with token.locked() as session:
+        labels = [str(k[Attribute.LABEL]) for k in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})]
+    for label in labels:
+        if token.public_key_der(label) == wanted:
+            return label
+    raise ValueError(f"no key on {token.token_label!r} matches certificate {certificate.serial_number:x}")
 
 
 class Phone:
@@ -66,12 +78,16 @@ class Phone:
             "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
         return PhoneEnrollment(self.device_id, answer, labels)
 
-    def renew(self, credential: str, current_label: str, current_certificate_pem: str) -> tuple[dict[str, Any], str]:
-        """Re-key one credential: a new key on the phone, the request signed with the current key there."""
+    def renew(
+        self, credential: str, current_label: str | None, current_certificate_pem: str
+    ) -> tuple[dict[str, Any], str]:
+        """Re-key one credential: a new key on the phone, the request signed with the current key there (found
+        by the certificate's public key when no label is given)."""
         algorithm = KeyAlgorithm.P256
         label = f"phone-{credential}-{secrets.token_hex(4)}"
         current = x509.load_pem_x509_certificate(current_certificate_pem.encode())
         with self.device.open(credential, self.pins[credential]) as token:
+            current_label = current_label or label_for_certificate(token, current)
             token.generate_keypair(algorithm, label)
             csr = csr_on(token, label, algorithm)
             nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]

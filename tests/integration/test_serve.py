@@ -137,6 +137,12 @@ def test_station_phone_and_kiosk_from_the_command_line(served: tuple[Cli, str], 
                                  "--card", "card-a", "--card-certificate", str(card_cert),
                                  "--card-password", "ICHIRO2026", "--device-id", "phone-a-001"))  # fmt: skip
     assert enrolled["decision_rule_id"] == "P11" and len(enrolled["serials"]) == 2
+    phone_auth = tmp_path / "phone-auth.pem"
+    phone_auth.write_text(httpx.get(f"{base}/v1/certificates/{enrolled['serials'][1]}", headers=headers)
+                          .json()["certificate_pem"])  # fmt: skip
+    rekeyed = json.loads(cli.ok("phone", "renew", "--url", base, "--token-file", str(holder), "--phone", "phone-a",
+                                "--credential", "user-authentication", "--certificate", str(phone_auth)))  # fmt: skip
+    assert rekeyed["replaces"] == enrolled["serials"][1] and rekeyed["level"] == "IAL3"
 
     kiosk = _token_file(cli, tmp_path, "kiosk")
     reset_args = ["kiosk", "reset-pin", "--url", base, "--token-file", str(kiosk), "--card", "card-a",
