@@ -26,12 +26,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca.issuance import IssuedCertificate, IssueRequest, PreparedCertificate
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.db.registry_models import Actor, EnrollmentNonce, ProofingEvent
+from service.db.registry_models import Actor, EnrollmentNonce, ProofingEvent, Resident
+from service.db.registry_repo import RegistryRepository
 from service.db.repository import IssuanceMeta
 from service.errors import PolicyDenied, ProofingEventUnusable
 from service.flows.issuance import BoundStore, holder_of
 from service.flows.proofing import ProofingInput, evaluate, policy_request
-from service.policy.model import Channel, Evidence, Operation
+from service.policy.model import Channel, Decision, Evidence, Operation
 from service.protocol import PHONE_PROFILES as PROFILES
 from service.protocol import application_bytes
 from service.runtime import Runtime
@@ -72,6 +73,52 @@ def verify_application(
         raise ProofingEventUnusable(f"the application is not signed by {whose}") from None
 
 
+def decide_online(
+    rt: Runtime, actor: Actor, resident: Resident, evidence: frozenset[Evidence]
+) -> tuple[RegistryRepository, Decision, AssuranceLevel]:
+    """The policy on an online phone request (phone_cert_issue over online_sign_cert); a refusal is audited
+    and raised. Returns the repository acting under the decision, the decision and its level."""
+    proofing = ProofingInput(resident.resident_number, Operation.PHONE_CERT_ISSUE, Channel.ONLINE_SIGN_CERT, evidence)
+    decision = evaluate(rt, policy_request(rt, actor, resident, proofing))
+    repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
+    if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
+        repo.record_denial(f"resident:{resident.resident_number}", operation="phone_cert_issue", reason=decision.reason)
+        raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
+    return repo, decision, AssuranceLevel(decision.assurance.value)
+
+
+def spend_nonce_and_record(
+    repo: RegistryRepository,
+    actor: Actor,
+    resident: Resident,
+    decision: Decision,
+    evidence: frozenset[Evidence],
+    nonce: str,
+) -> ProofingEvent:
+    """Spend the nonce (single use) and record the online proofing the decision rests on, already used."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if not repo.consume_nonce(nonce, now):
+        raise ProofingEventUnusable("the nonce is unknown, used or expired; ask for a new one")
+    return repo.record_proofing(
+        ProofingEvent(
+            id=str(uuid.uuid4()),
+            actor_id=actor.id or 0,
+            resident_id=resident.id or 0,
+            operation=Operation.PHONE_CERT_ISSUE.value,
+            channel=Channel.ONLINE_SIGN_CERT.value,
+            evidence=json.dumps(sorted(e.value for e in evidence)),
+            regime=decision.regime,
+            rule_id=decision.rule_id,
+            assurance_level=str(decision.assurance),
+            policy_oid=str(decision.policy_oid),
+            conditions=json.dumps(list(decision.conditions)),
+            created_at=now,
+            expires_at=now,
+            used_at=now,
+        )
+    )
+
+
 def enroll_phone(
     rt: Runtime, actor: Actor, item: PhoneEnrollInput
 ) -> tuple[ProofingEvent, dict[str, IssuedCertificate]]:
@@ -95,40 +142,14 @@ def enroll_phone(
     verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
     resident = rt.repo.resident_by_id(card.resident_id)
     evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
-    proofing = ProofingInput(resident.resident_number, Operation.PHONE_CERT_ISSUE, Channel.ONLINE_SIGN_CERT, evidence)
-    decision = evaluate(rt, policy_request(rt, actor, resident, proofing))
-    repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
-    if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
-        repo.record_denial(f"resident:{resident.resident_number}", operation="phone_cert_issue", reason=decision.reason)
-        raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
+    repo, decision, assurance = decide_online(rt, actor, resident, evidence)
     holder = holder_of(rt, resident, datetime.combine(card.expires_on, datetime.min.time(), UTC))  # bound to the card
     authority = rt.authority()
     prepared: dict[str, PreparedCertificate] = {
-        profile: authority.prepare(
-            IssueRequest(profile, load_csr(item.csrs[profile]), holder, AssuranceLevel(decision.assurance.value))
-        )
+        profile: authority.prepare(IssueRequest(profile, load_csr(item.csrs[profile]), holder, assurance))
         for profile in PROFILES
     }
-    if not repo.consume_nonce(item.nonce, datetime.now(UTC)):
-        raise ProofingEventUnusable("the nonce is unknown, used or expired; ask for a new one")
-    event = repo.record_proofing(
-        ProofingEvent(
-            id=str(uuid.uuid4()),
-            actor_id=actor.id or 0,
-            resident_id=resident.id or 0,
-            operation=Operation.PHONE_CERT_ISSUE.value,
-            channel=Channel.ONLINE_SIGN_CERT.value,
-            evidence=json.dumps(sorted(e.value for e in evidence)),
-            regime=decision.regime,
-            rule_id=decision.rule_id,
-            assurance_level=decision.assurance.value,
-            policy_oid=decision.policy_oid,
-            conditions=json.dumps(list(decision.conditions)),
-            created_at=now,
-            expires_at=now,
-            used_at=now,
-        )
-    )
+    event = spend_nonce_and_record(repo, actor, resident, decision, evidence, item.nonce)
     issued: dict[str, IssuedCertificate] = {}
     for profile in PROFILES:
         meta = IssuanceMeta(resident_id=resident.id, card_id=card.id, device_id=item.device_id,

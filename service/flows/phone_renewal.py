@@ -6,8 +6,6 @@ the "live" check), the card it is bound to must be active, and the policy decide
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,15 +14,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.issuance import IssuedCertificate, IssueRequest
 from ca.keycheck import load_csr
-from ca.profiles import AssuranceLevel
-from service.db.registry_models import Actor, ProofingEvent
+from service.db.registry_models import Actor
 from service.db.repository import IssuanceMeta
-from service.errors import PolicyDenied, ProofingEventUnusable
+from service.errors import ProofingEventUnusable
 from service.flows.issuance import BoundStore, holder_of
-from service.flows.phone import verify_application
-from service.flows.proofing import ProofingInput, evaluate, policy_request
+from service.flows.phone import decide_online, spend_nonce_and_record, verify_application
 from service.flows.revocation import revoke
-from service.policy.model import Channel, Evidence, Operation
+from service.policy.model import Evidence
 from service.protocol import renewal_bytes
 from service.runtime import Runtime
 
@@ -49,25 +45,12 @@ def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) ->
     verify_application(current, data, item.signature, "the current phone key")
     resident = rt.repo.resident_by_id(card.resident_id)
     evidence = frozenset({Evidence.DERIVED_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
-    proofing = ProofingInput(resident.resident_number, Operation.PHONE_CERT_ISSUE, Channel.ONLINE_SIGN_CERT, evidence)
-    decision = evaluate(rt, policy_request(rt, actor, resident, proofing))
-    repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
-    if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
-        repo.record_denial(f"certificate:{record.serial_hex}", operation="phone_rekey", reason=decision.reason)
-        raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
+    repo, decision, assurance = decide_online(rt, actor, resident, evidence)
     holder = holder_of(rt, resident, datetime.combine(card.expires_on, datetime.min.time(), UTC))
-    request = IssueRequest(record.profile, load_csr(item.csr), holder, AssuranceLevel(decision.assurance.value),
+    request = IssueRequest(record.profile, load_csr(item.csr), holder, assurance,
                            predecessor_not_after=record.not_after.replace(tzinfo=UTC))  # fmt: skip
     prepared = rt.authority().prepare(request)
-    if not repo.consume_nonce(item.nonce, datetime.now(UTC)):
-        raise ProofingEventUnusable("the nonce is unknown, used or expired; ask for a new one")
-    now = datetime.now(UTC)
-    event = repo.record_proofing(ProofingEvent(
-        id=str(uuid.uuid4()), actor_id=actor.id or 0, resident_id=resident.id or 0,
-        operation=Operation.PHONE_CERT_ISSUE.value, channel=Channel.ONLINE_SIGN_CERT.value,
-        evidence=json.dumps(sorted(e.value for e in evidence)), regime=decision.regime, rule_id=decision.rule_id,
-        assurance_level=decision.assurance.value, policy_oid=decision.policy_oid,
-        conditions=json.dumps(list(decision.conditions)), created_at=now, expires_at=now, used_at=now))  # fmt: skip
+    event = spend_nonce_and_record(repo, actor, resident, decision, evidence, item.nonce)
     meta = IssuanceMeta(resident_id=resident.id, card_id=card.id, device_id=record.device_id,
                         proofing_event_id=event.id, replaces_serial=record.serial_hex, key_origin="device")  # fmt: skip
     issued = rt.authority().issue_prepared(prepared, BoundStore(repo, meta))
