@@ -224,6 +224,20 @@ def test_ocsp_get_without_base64_padding(live: Live) -> None:
     assert answer.serial_number == cert.serial_number
 
 
+def test_ocsp_get_with_url_safe_base64(live: Live) -> None:
+    ca = "signature"
+    _, cert = live.issue(ca)
+    for _ in range(200):  # a request whose base64 needs the characters the two alphabets disagree on
+        request_der = ocsp_request_der(cert, live.issuing[ca])
+        if {"+", "/"} & set(base64.b64encode(request_der).decode()):
+            break
+    encoded = base64.urlsafe_b64encode(request_der).decode()
+    response = httpx.get(f"{live.base_url}/ocsp/{ca}/{encoded}", timeout=30.0)
+    answer = ocsp.load_der_ocsp_response(response.content)
+    assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.serial_number == cert.serial_number
+
+
 # -- CRLs -------------------------------------------------------------------------------------------------------
 
 
