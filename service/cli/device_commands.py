@@ -37,7 +37,7 @@ Url = Annotated[str, typer.Option(help="Base URL of the koshin service.")]
 TokenFile = Annotated[Path, typer.Option(help="File holding the actor's API token.")]
 
 
-def _home() -> tuple[Settings, Path, str]:
+def embedded_home() -> tuple[Settings, Path, str]:
     settings = Settings()
     if not settings.embedded:
         raise ConfigurationError("device stock lives in the embedded SoftHSM (unset KOSHIN_PKCS11_MODULE)")
@@ -68,8 +68,8 @@ def _record(settings: Settings, name: str) -> dict[str, Any]:
     return record
 
 
-def _device(name: str) -> tuple[Device, dict[str, Any], Settings]:
-    settings, _, module = _home()
+def stored_device(name: str) -> tuple[Device, dict[str, Any], Settings]:
+    settings, _, module = embedded_home()
     record = _record(settings, name)
     return Device(module, name, load_token_profile(record["kind"]), settings.home / "devices"), record, settings
 
@@ -85,7 +85,7 @@ def make(
     name: Annotated[str, typer.Option(help="Device name; its tokens are <name>-<credential>.")],
 ) -> None:
     """Make one blank device: a token per credential, random transport PINs kept under secrets/devices/."""
-    settings, conf, _ = _home()
+    settings, conf, _ = embedded_home()
     profile = load_token_profile(kind)
     path = _secrets(settings) / "devices" / f"{name}.json"
     if path.exists():
@@ -113,7 +113,7 @@ def _transport_pin(pattern: str) -> str:
 @devices.command("list")
 def list_devices() -> None:
     """The devices made so far (names and kinds; PINs are in the secrets files only)."""
-    settings, _, _ = _home()
+    settings, _, _ = embedded_home()
     folder = _secrets(settings) / "devices"
     rows = [{"name": p.stem, "kind": json.loads(p.read_text())["kind"]} for p in sorted(folder.glob("*.json"))]
     print_json(rows)
@@ -132,8 +132,8 @@ def renew_card(
     replaces_card: Annotated[str | None, typer.Option(help="The card this one replaces.")] = None,
 ) -> None:
     """Counter issuance/renewal: in-person proofing, keys made at the station, injected into the new card."""
-    station_device, station_record, settings = _device(station_name)
-    card, card_record, _ = _device(card_name)
+    station_device, station_record, settings = stored_device(station_name)
+    card, card_record, _ = stored_device(card_name)
     client = Station(_http(url, token_file), station_device,
                      station_record["transport_pins"]["operator"], _so_pin(settings))  # fmt: skip
     result = client.renew_card(
@@ -161,8 +161,8 @@ def enroll(
     device_id: Annotated[str, typer.Option(help="The phone's device id.")],
 ) -> None:
     """Phone enrolment: keys made on the phone, the application signed on the card."""
-    phone_device, phone_record, _ = _device(phone_name)
-    card, _, _ = _device(card_name)
+    phone_device, phone_record, _ = stored_device(phone_name)
+    card, _, _ = stored_device(card_name)
     client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], device_id)
     result = client.enroll(card, card_password, card_certificate.read_text())
     serials = [result.answer["signature"]["serial"], result.answer["user_authentication"]["serial"]]
@@ -179,7 +179,7 @@ def renew(
     out: Annotated[Path | None, typer.Option(help="Write the new certificate (PEM) here.")] = None,
 ) -> None:
     """Re-key a phone certificate: a new key on the phone, the request signed with the current one (P11-REKEY)."""
-    phone_device, phone_record, _ = _device(phone_name)
+    phone_device, phone_record, _ = stored_device(phone_name)
     client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], phone_name)
     answer, _ = client.renew(credential, None, certificate.read_text())
     if out is not None:
@@ -199,7 +199,7 @@ def reset_pin(
     face_matched: Annotated[bool, typer.Option(help="The face matched the chip photo.")] = True,
 ) -> None:
     """Kiosk PIN reset (P8/P9); with both PINs forgotten the policy sends the holder to the counter (P10)."""
-    card, _, settings = _device(card_name)
+    card, _, settings = stored_device(card_name)
     client = Kiosk(_http(url, token_file), _so_pin(settings))
     done = client.reset_pin(resident_number=resident, card=card, credential=credential, other_pin=other_pin,
                             face_matched=face_matched, new_pin=new_pin)  # fmt: skip

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from ca.ocsp import ocsp_request_der
 from service.cli.context import console
-from service.cli.device_commands import _device, _home, make
+from service.cli.device_commands import embedded_home, make, stored_device
 from service.clients.kiosk import Kiosk
 from service.clients.phone import Phone
 from service.clients.station import ServiceRefused, Station, call
@@ -86,7 +86,7 @@ def story(
     """Run every flow against a live service and print the side-by-side table."""
     run_id = uuid.uuid4().hex[:6].upper()
     station_name, card_name, phone_name = "demo-station", f"dc-{run_id}", f"dp-{run_id}"  # token labels <= 32
-    settings, _, _ = _home()
+    settings, _, _ = embedded_home()
     if not (settings.home / "secrets" / "devices" / f"{station_name}.json").exists():
         make(kind="station", name=station_name)
     make(kind="card", name=card_name)
@@ -125,8 +125,8 @@ def _run(rt: Any, url: str, tokens: dict[str, str], run_id: str, station_name: s
     for role in ("municipal_staff", "holder_app", "kiosk", "contractor"):
         tokens[role] = rt.repo.add_actor(f"demo-{role}-{run_id}", role, "452017")[1]
     resident, rows = f"DEMO-{run_id}", []
-    station_dev, station_rec, settings = _device(station_name)
-    card, card_rec, _ = _device(card_name)
+    station_dev, station_rec, settings = stored_device(station_name)
+    card, card_rec, _ = stored_device(card_name)
     so_pin = (settings.home / "secrets" / "devices-so.pin").read_text().strip()
     pins = {"signature": "HANAKO2026", "user-authentication": "2580"}
     station = Station(_client(url, tokens["municipal_staff"]), station_dev, station_rec["transport_pins"]["operator"],
@@ -139,7 +139,7 @@ def _run(rt: Any, url: str, tokens: dict[str, str], run_id: str, station_name: s
         rows.append(Row(f"card renewal: {cred}", "station HSM, injected", "staff, counter, photo ID",
                         f"allow ({rule})", out["assurance_level"], out["serial"], "good",
                         pem=out["certificate_pem"]))  # fmt: skip
-    phone_dev, phone_rec, _ = _device(phone_name)
+    phone_dev, phone_rec, _ = stored_device(phone_name)
     phone = Phone(_client(url, tokens["holder_app"]), phone_dev, phone_rec["transport_pins"], f"{phone_name}-id")
     enrolled = phone.enroll(card, pins["signature"], renewal.certificates["signature"]["certificate_pem"])
     for key in ("signature", "user_authentication"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -15,9 +15,10 @@ from service.db.audit_models import AuditRecord
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.db.repository import Repository
-from service.errors import CardNotFound, MunicipalityNotFound, ProofingEventNotFound, ResidentNotFound
+from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
 from service.registry_rules import card_expiry
 
+_Row = TypeVar("_Row", Municipality, Resident, Card, ProofingEvent)
 TOKEN_PREFIX = "ksn_"  # noqa: S105 - a prefix, not a token
 
 
@@ -38,11 +39,7 @@ class RegistryRepository(Repository):
             session.commit()
 
     def municipality(self, code: str) -> Municipality:
-        with Session(self.engine) as session:
-            row = session.get(Municipality, code)
-        if row is None:
-            raise MunicipalityNotFound(f"no municipality with code {code!r}")
-        return row
+        return self._get(Municipality, code, MunicipalityNotFound(f"no municipality with code {code!r}"))
 
     # -- residents ---------------------------------------------------------------------------------------
     def resident(self, number: str) -> Resident:
@@ -50,11 +47,7 @@ class RegistryRepository(Repository):
             return self._resident(session, number)
 
     def resident_by_id(self, resident_id: int) -> Resident:
-        with Session(self.engine) as session:
-            row = session.get(Resident, resident_id)
-        if row is None:
-            raise ResidentNotFound(f"no resident with id {resident_id}")
-        return row
+        return self._get(Resident, resident_id, ResidentNotFound(f"no resident with id {resident_id}"))
 
     def create_resident(self, fields: dict[str, Any]) -> Resident:
         self.municipality(str(fields["municipality_code"]))
@@ -108,11 +101,7 @@ class RegistryRepository(Repository):
         return row
 
     def card_by_id(self, card_id: int) -> Card:
-        with Session(self.engine) as session:
-            row = session.get(Card, card_id)
-        if row is None:
-            raise CardNotFound(f"no card with id {card_id}")
-        return row
+        return self._get(Card, card_id, CardNotFound(f"no card with id {card_id}"))
 
     def cards_of(self, resident_id: int) -> list[Card]:
         with Session(self.engine) as session:
@@ -194,11 +183,7 @@ class RegistryRepository(Repository):
             session.commit()
 
     def proofing_event(self, event_id: str) -> ProofingEvent:
-        with Session(self.engine) as session:
-            row = session.get(ProofingEvent, event_id)
-        if row is None:
-            raise ProofingEventNotFound(f"no proofing event {event_id!r}")
-        return row
+        return self._get(ProofingEvent, event_id, ProofingEventNotFound(f"no proofing event {event_id!r}"))
 
     def consume_proofing(self, event_id: str, now: datetime) -> bool:
         """Mark the event used, atomically; False when it was already used or has expired."""
@@ -253,6 +238,14 @@ class RegistryRepository(Repository):
     def verify_audit(self) -> audit_chain.ChainReport:
         with Session(self.engine) as session:
             return audit_chain.verify(session)
+
+    def _get(self, model: type[_Row], key: object, missing: NotFound) -> _Row:
+        """A row by primary key, or the given NotFound."""
+        with Session(self.engine) as session:
+            row = session.get(model, key)
+        if row is None:
+            raise missing
+        return row
 
     @staticmethod
     def _resident(session: Session, number: str) -> Resident:
