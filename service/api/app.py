@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from service.api import problems
 from service.api.limits import BodyLimit
-from service.api.routes import cards, issuance, phones, publication, registry, system
+from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (system, registry, issuance, cards, phones, publication):
+    for module in (system, registry, issuance, cards, phones, publication, cmp, est):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     return app

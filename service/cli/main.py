@@ -10,10 +10,12 @@ from cryptography import x509
 from ca.errors import CaError
 from hsm import HsmError
 from service.cli import (
+    bench_commands,
     ca_commands,
     demo,
     device_commands,
     keys_commands,
+    pdf_commands,
     policy_commands,
     service_commands,
     story,
@@ -42,6 +44,9 @@ app.add_typer(device_commands.devices, name="devices")
 app.add_typer(device_commands.station, name="station")
 app.add_typer(device_commands.phone, name="phone")
 app.add_typer(device_commands.kiosk, name="kiosk")
+app.command("sign-pdf")(pdf_commands.sign_pdf)
+app.command("verify-pdf")(pdf_commands.verify_pdf)
+app.command("bench")(bench_commands.bench)
 
 
 @app.command()

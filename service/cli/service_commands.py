@@ -25,6 +25,7 @@ audit = typer.Typer(no_args_is_help=True, help="The audit chain.")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes, each with its own token session.")] = 1,
 ) -> None:
     """Run the REST service (initialising the embedded default when missing)."""
     import uvicorn
@@ -32,9 +33,13 @@ def serve(
     from service.api.app import create_app
 
     settings = Settings()
-    app = create_app(settings)
     console.print(f"koshin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs, /redoc)")
-    uvicorn.run(app, host=host, port=port, log_level="info", workers=1)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    with runtime(create=True) as rt:  # initialise once, before the workers race to do it
+        rt.init_hierarchy()
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, log_level="info", workers=workers)
 
 
 @actors.command("add")
