@@ -184,6 +184,21 @@ class TokenSession:
                 )
         return KeyRef(token=self.token_label, label=label, key_id=key_id)
 
+    def hmac_sha256(self, label: str, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` under the token's generic secret ``label``, created on first use (256 bits,
+        SENSITIVE, never extractable). Used to derive one-time secrets the service never stores."""
+        with self._lock:
+            key = self._find(ObjectClass.SECRET_KEY, label)
+            if key is None:
+                with translated(f"generate MAC key {label!r}"):
+                    key = self._session.generate_key(
+                        pkcs11.KeyType.GENERIC_SECRET,
+                        256,
+                        template=keys.mac_key_template(label, secrets.token_bytes(16)),
+                    )
+            with translated(f"HMAC with {label!r}"):
+                return bytes(key.sign(data, mechanism=pkcs11.Mechanism.SHA256_HMAC))
+
     def has_key(self, label: str) -> bool:
         with self._lock:
             return self._find(ObjectClass.PRIVATE_KEY, label) is not None

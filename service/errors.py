@@ -69,3 +69,7 @@ class InvalidSerial(ServiceError):
 
 class OutsideJurisdiction(ServiceError):
     """Municipal staff may change only the registry of their own municipality."""
+
+
+class EnrolmentSecretInvalid(ServiceError):
+    """A protocol client (EST, CMP) presented an unknown proofing event or the wrong one-time secret."""

@@ -93,8 +93,14 @@ class Runtime:
     def initialised(self) -> bool:
         return bool(self.repo.ca_records())
 
+    @property
+    def enrolment_mac_label(self) -> str:
+        """The token's generic secret that derives one-time enrolment secrets (service/flows/enrolment.py)."""
+        return f"{self.settings.key_label_prefix}enrolment-mac"
+
     def init_hierarchy(self) -> bool:
         """Run the key ceremony unless the hierarchy exists. Returns True when it created one."""
+        self.session.hmac_sha256(self.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
         if self.initialised():
             return False
         materials = run_ceremony(

@@ -28,6 +28,7 @@ MEDIA_TYPE = "application/problem+json"
 # exception class -> (HTTP status, type slug, title). The first matching row (by isinstance) wins.
 PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.AuthenticationRequired, 401, "authentication-required", "Authentication required"),
+    (svc.EnrolmentSecretInvalid, 401, "enrolment-secret-invalid", "Unknown proofing event or wrong one-time secret"),
     (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
     (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
     (svc.RequestTooLarge, 413, "request-too-large", "Request body too large"),

@@ -143,6 +143,7 @@ class ProofingOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     used: bool
+    enrolment_secret: str | None = None  # only in the response that creates the event: EST/CMP one-time secret
 
 
 class PolicyEvaluateIn(Strict):

@@ -18,7 +18,7 @@ from service.db.repository import Repository
 from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
 from service.registry_rules import card_expiry
 
-_Row = TypeVar("_Row", Municipality, Resident, Card, ProofingEvent)
+_Row = TypeVar("_Row", Municipality, Resident, Card, ProofingEvent, Actor)
 TOKEN_PREFIX = "ksn_"  # noqa: S105 - a prefix, not a token
 
 
@@ -162,6 +162,9 @@ class RegistryRepository(Repository):
         with Session(self.engine) as session:
             actor = session.exec(select(Actor).where(Actor.token_sha256 == token_digest(token))).first()
         return actor if actor is not None and actor.active else None
+
+    def actor_by_id(self, actor_id: int) -> Actor:
+        return self._get(Actor, actor_id, NotFound(f"no actor {actor_id}"))
 
     # -- proofing events ---------------------------------------------------------------------------------
     def record_proofing(self, event: ProofingEvent) -> ProofingEvent:

@@ -11,6 +11,7 @@ from service.api.convert import certificate_out, decision_out, proofing_out
 from service.api.deps import ALL_ROLES, STAFF, RuntimeDep, require
 from service.api.schemas import CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
 from service.db.registry_models import Actor
+from service.flows.enrolment import enrolment_secret
 from service.flows.issuance import IssueInput, issue_certificate
 from service.flows.proofing import ProofingInput, record_proofing
 from service.flows.revocation import revoke
@@ -27,10 +28,14 @@ Revokers = Annotated[Actor, Depends(require(STAFF, Role.POST_OFFICE_STAFF, Role.
 @router.post("/proofing-events", response_model=ProofingOut, status_code=201, tags=["issuance"])
 def create_proofing_event(body: ProofingIn, rt: RuntimeDep, actor: Proofers) -> ProofingOut:
     """Record an identity verification. The policy decides whether this actor may do it and what level it
-    grants; a refusal is a 403 problem naming the rule. Events are single-use and expire."""
+    grants; a refusal is a 403 problem naming the rule. Events are single-use and expire.
+
+    The response (and only this one) carries ``enrolment_secret``: the one-time secret a protocol client
+    presents with the event id (EST Basic auth, CMP ``ir`` MAC). It is derived on the token, never stored."""
     item = ProofingInput(body.resident_number, body.operation, body.channel, frozenset(body.evidence), body.venue)
     event, decision = record_proofing(rt, actor, item)
-    return proofing_out(event, body.resident_number, decision_out(decision))
+    out = proofing_out(event, body.resident_number, decision_out(decision))
+    return out.model_copy(update={"enrolment_secret": enrolment_secret(rt, event.id)})
 
 
 @router.get("/proofing-events/{event_id}", response_model=ProofingOut, tags=["issuance"])

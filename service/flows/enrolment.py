@@ -1,0 +1,42 @@
+"""One-time enrolment secrets: what a proofing event hands a protocol client (EST Basic auth, CMP MAC).
+
+The secret is HMAC-SHA256 over the event id under a generic secret key on the token, so it is never stored:
+the service recomputes it to check a password (EST) or to key a password-based MAC (CMP). It is as single-use
+as its proofing event, which issuance spends.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from service.db.registry_models import Actor, ProofingEvent
+from service.errors import EnrolmentSecretInvalid, ProofingEventNotFound
+from service.runtime import Runtime
+
+_CONTEXT = b"koshin enrolment secret v1\x00"
+
+
+def enrolment_secret(rt: Runtime, event_id: str) -> str:
+    """The one-time secret of a proofing event: 26 base32 characters (130 bits), derived on the token."""
+    digest = rt.session.hmac_sha256(rt.enrolment_mac_label, _CONTEXT + event_id.encode())
+    return base64.b32encode(digest).decode()[:26].lower()
+
+
+def authenticate_enrolment(rt: Runtime, event_id: str, secret: str) -> ProofingEvent:
+    """The proofing event when ``secret`` is its one-time secret (constant-time); EnrolmentSecretInvalid otherwise.
+
+    An unknown event and a wrong secret give the same answer, so event ids cannot be probed."""
+    try:
+        event = rt.repo.proofing_event(event_id)
+    except ProofingEventNotFound:
+        event = None
+    expected = enrolment_secret(rt, event_id)
+    if not hmac.compare_digest(expected.encode(), secret.strip().lower().encode()) or event is None:
+        raise EnrolmentSecretInvalid("unknown proofing event or wrong one-time secret")
+    return event
+
+
+def event_actor(rt: Runtime, event: ProofingEvent) -> Actor:
+    """The actor who recorded the proofing: protocol issuance is done on their behalf and audited as theirs."""
+    return rt.repo.actor_by_id(event.actor_id)

@@ -1,0 +1,49 @@
+"""One-time enrolment secrets: returned once with a new proofing event, derived on the token, never stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session
+
+from hsm.audit import audit_entry
+from service.errors import EnrolmentSecretInvalid
+from service.flows.enrolment import authenticate_enrolment, enrolment_secret, event_actor
+from tests.api.conftest import Api
+
+
+def test_secret_is_shown_once_and_authenticates_its_event_only(api: Api) -> None:
+    resident = api.new_resident()
+    first, second = api.proof(resident).json(), api.proof(resident).json()
+    secret = first["enrolment_secret"]
+    assert len(secret) == 26 and secret != second["enrolment_secret"]
+    assert api.get(f"/v1/proofing-events/{first['id']}", "auditor").json()["enrolment_secret"] is None
+    rt = api.runtime
+    event = authenticate_enrolment(rt, first["id"], secret)
+    assert event.id == first["id"]
+    assert authenticate_enrolment(rt, first["id"], secret.upper()).id == first["id"]  # base32 is case-blind
+    assert event_actor(rt, event).role == "municipal_staff"
+    with pytest.raises(EnrolmentSecretInvalid):
+        authenticate_enrolment(rt, first["id"], second["enrolment_secret"])
+    with pytest.raises(EnrolmentSecretInvalid):
+        authenticate_enrolment(rt, "00000000-0000-4000-8000-000000000000", secret)
+    assert enrolment_secret(rt, first["id"]) == secret  # recomputed on the token, the same every time
+
+
+def test_secret_is_not_in_the_database(api: Api) -> None:
+    resident = api.new_resident()
+    secret = api.proof(resident).json()["enrolment_secret"]
+    with Session(api.runtime.repo.engine) as session:
+        for query in ("SELECT * FROM proofing_event", "SELECT * FROM audit_record"):
+            rows = session.exec(text(query)).all()  # type: ignore[call-overload]
+            assert secret not in repr(rows)
+
+
+def test_mac_key_is_sensitive_and_never_extractable(api: Api) -> None:
+    rt = api.runtime
+    api.proof(api.new_resident())
+    infos = [k for k in rt.session.key_objects() if k.label == rt.enrolment_mac_label]
+    assert len(infos) == 1 and infos[0].object_class == "SECRET_KEY"
+    assert infos[0].attributes["SENSITIVE"] is True and infos[0].attributes["EXTRACTABLE"] is False
+    assert infos[0].attributes["NEVER_EXTRACTABLE"] is True and infos[0].attributes["LOCAL"] is True
+    assert audit_entry(infos[0]).violations == ()
