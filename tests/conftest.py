@@ -35,6 +35,8 @@ DEVICE_STOCK = {
     "t-phone-0": "phone",
     "t-phone-1": "phone",
     "t-nextgen-0": "next-gen-card",
+    "t-card-pdf": "card",  # tests/api/test_pdf_live.py
+    "t-phone-pdf": "phone",
 }
 
 
