@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca import extensions as ext
 from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation, SerialCollision
 from ca.holder import Holder
-from ca.keycheck import check_csr
+from ca.keycheck import check_csr, check_public_key
 from ca.lint import LintReport, PkixLinter
 from ca.profiles import AssuranceLevel, CertificateProfile, ProfileSet
 from ca.signing import SigningKey, lint_copy, sign_linted
@@ -36,12 +37,31 @@ class IssuingCa:
 
 @dataclass(frozen=True)
 class IssueRequest:
+    """``csr`` carries the key and its proof of possession; a protocol that proves possession its own way
+    (CMP/CRMF, already verified by the caller) passes ``csr=None`` and the key as ``requested_key``."""
+
     profile: str
-    csr: x509.CertificateSigningRequest
+    csr: x509.CertificateSigningRequest | None
     holder: Holder
     assurance: AssuranceLevel
     issued_at: datetime | None = None
     predecessor_not_after: datetime | None = None
+    requested_key: CertificatePublicKeyTypes | None = None
+
+    def public_key(self) -> CertificatePublicKeyTypes:
+        if self.csr is not None:
+            return self.csr.public_key()
+        if self.requested_key is None:
+            raise CsrInvalid("the request carries neither a CSR nor a verified public key")
+        return self.requested_key
+
+    def checked_algorithm(self) -> str:
+        """The key checks (sizes, curves, ROCA); for a CSR also its signature and that it does not ask CA:TRUE."""
+        if self.csr is None:
+            return check_public_key(self.public_key())
+        algorithm = check_csr(self.csr)
+        _refuse_ca_request(self.csr)
+        return algorithm
 
 
 @dataclass(frozen=True)
@@ -116,8 +136,7 @@ class CertificateAuthority:
         issuer = self.issuers.get(profile.issuing_ca)
         if issuer is None:
             raise CaError(f"issuing CA {profile.issuing_ca!r} is not loaded")
-        algorithm = check_csr(request.csr)
-        _refuse_ca_request(request.csr)
+        algorithm = request.checked_algorithm()
         if algorithm not in {a.value for a in profile.allowed_key_algorithms}:
             raise ProfileViolation(f"profile {profile.name!r} does not allow {algorithm} keys")
         issued_at = (request.issued_at or datetime.now(UTC)).replace(microsecond=0)
@@ -161,7 +180,7 @@ class CertificateAuthority:
         validity: Validity,
     ) -> x509.CertificateBuilder:
         """The certificate body: subject and extensions from profile and holder; from the CSR only its key."""
-        public_key = request.csr.public_key()
+        public_key = request.public_key()
         issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         crl_dp, aia = ext.distribution_extensions(self.urls, issuer.name)
         builder = (

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
 from ca.holder import Holder
 from ca.issuance import IssuanceIntent, IssuedCertificate, IssueRequest
 from ca.keycheck import load_csr
@@ -34,6 +36,7 @@ class IssueInput:
     device_id: str | None = None
     replaces_serial: int | None = None
     key_origin: str = "unknown"
+    public_key: CertificatePublicKeyTypes | None = None  # CMP: a key whose proof of possession was verified
 
 
 class BoundStore:
@@ -96,10 +99,11 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
     card_expires = datetime.combine(card.expires_on, datetime.min.time(), UTC) if card else None
     request = IssueRequest(
         profile=item.certificate_type,
-        csr=load_csr(item.csr),
+        csr=load_csr(item.csr) if item.public_key is None else None,
         holder=holder_of(rt, resident, card_expires),
         assurance=AssuranceLevel(event.assurance_level),
         predecessor_not_after=predecessor.not_after.replace(tzinfo=UTC) if predecessor else None,
+        requested_key=item.public_key,
     )
     authority = rt.authority()
     prepared = authority.prepare(request)  # every check and the lint run before the event is spent

@@ -74,15 +74,20 @@ def verify_application(
 
 
 def decide_online(
-    rt: Runtime, actor: Actor, resident: Resident, evidence: frozenset[Evidence]
+    rt: Runtime,
+    actor: Actor,
+    resident: Resident,
+    evidence: frozenset[Evidence],
+    operation: Operation = Operation.PHONE_CERT_ISSUE,
 ) -> tuple[RegistryRepository, Decision, AssuranceLevel]:
-    """The policy on an online phone request (phone_cert_issue over online_sign_cert); a refusal is audited
-    and raised. Returns the repository acting under the decision, the decision and its level."""
-    proofing = ProofingInput(resident.resident_number, Operation.PHONE_CERT_ISSUE, Channel.ONLINE_SIGN_CERT, evidence)
+    """The policy on an online request (by default phone_cert_issue; CMP also asks cert_renew and revoke) over
+    online_sign_cert; a refusal is audited and raised. Returns the repository acting under the decision, the
+    decision and its level."""
+    proofing = ProofingInput(resident.resident_number, operation, Channel.ONLINE_SIGN_CERT, evidence)
     decision = evaluate(rt, policy_request(rt, actor, resident, proofing))
     repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
     if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
-        repo.record_denial(f"resident:{resident.resident_number}", operation="phone_cert_issue", reason=decision.reason)
+        repo.record_denial(f"resident:{resident.resident_number}", operation=operation.value, reason=decision.reason)
         raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
     return repo, decision, AssuranceLevel(decision.assurance.value)
 

@@ -39,6 +39,9 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"),
+        # CMP (RFC 4210/9480 over RFC 6712): no actor token; each PKIMessage is authenticated by its own protection
+        # (MAC over a proofing event's one-time secret, or the holder certificate's signature; tests/api/test_cmp.py).
+        ("POST", "/.well-known/cmp/p/{profile}"),
     }
 )
 

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import service.db.audit_models
+import service.db.cmp_models
 import service.db.models
 import service.db.registry_models  # noqa: F401 - registers the tables on SQLModel.metadata
 
