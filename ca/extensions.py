@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import string
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from ca.holder import Holder, jpki_date_of_birth
-from ca.profiles import AssuranceLevel, CaSpec, CertificateProfile, Hierarchy
+from ca.profiles import AssuranceLevel, CaSpec, CertificateProfile, Hierarchy, ServerProfile
 from ca.validity import JST
 
 NAME_OIDS = {
@@ -127,3 +128,38 @@ def distribution_extensions(
 def policies(hierarchy: Hierarchy, level: AssuranceLevel) -> x509.CertificatePolicies:
     oid = x509.ObjectIdentifier(hierarchy.assurance_policies[level])
     return x509.CertificatePolicies([x509.PolicyInformation(oid, None)])
+
+
+@dataclass(frozen=True)
+class ServerNames:
+    """The names a server certificate is for: DNS names and IP addresses. The subject CN repeats the first DNS
+    name, or the first address when there is none (a CN must be one of the subjectAltName values)."""
+
+    dns: tuple[str, ...]
+    ip: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.dns and not self.ip:
+            raise ValueError("a server certificate needs at least one DNS name or IP address")
+
+    @property
+    def primary(self) -> str:
+        return self.dns[0] if self.dns else str(self.ip[0])
+
+
+def server_subject(profile: ServerProfile, names: ServerNames) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NAME_OIDS[attr.attribute], attr.value if attr.value is not None else names.primary)
+            for attr in profile.subject
+        ]
+    )
+
+
+def server_alt_names(profile: ServerProfile, names: ServerNames) -> x509.SubjectAlternativeName:
+    general: list[x509.GeneralName] = []
+    if "dns_name" in profile.subject_alt_name:
+        general += [x509.DNSName(name) for name in names.dns]
+    if "ip_address" in profile.subject_alt_name:
+        general += [x509.IPAddress(address) for address in names.ip]
+    return x509.SubjectAlternativeName(general)

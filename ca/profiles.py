@@ -87,6 +87,34 @@ class CertificateProfile(_Strict):
         return self
 
 
+class ServerSubjectAttribute(_Strict):
+    attribute: Literal["C", "O", "OU", "CN"]
+    value: str | None = None
+    source: Literal["server_name"] | None = None  # the first DNS name (else IP address) of the certificate
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ServerSubjectAttribute:
+        if (self.value is None) == (self.source is None):
+            raise ValueError("a subject attribute needs exactly one of 'value' or 'source'")
+        return self
+
+
+class ServerProfile(_Strict):
+    """A certificate for one of koshin's own servers (``kind: server``): names come from the operator, not
+    from a holder record, so a server profile can never be reached by holder issuance, and vice versa."""
+
+    kind: Literal["server"]
+    name: str
+    description: str
+    issuing_ca: str
+    subject: tuple[ServerSubjectAttribute, ...] = Field(min_length=1)
+    subject_alt_name: tuple[Literal["dns_name", "ip_address"], ...] = Field(min_length=1)
+    key_usage: tuple[KeyUsageName, ...] = Field(min_length=1)
+    extended_key_usage: tuple[ExtendedKeyUsageName, ...] = Field(min_length=1)
+    allowed_key_algorithms: tuple[KeyAlgorithm, ...] = Field(min_length=1)
+    validity_days: int = Field(gt=0, le=398)  # the CA/Browser Forum ceiling for TLS server certificates
+
+
 class CaSpec(_Strict):
     subject: tuple[tuple[Literal["C", "O", "OU", "CN"], str], ...] = Field(min_length=1)
     validity_days: int = Field(gt=0, le=36525)
@@ -94,11 +122,30 @@ class CaSpec(_Strict):
     ocsp_validity_days: int | None = Field(default=None, gt=0)
 
 
+class TsaSpec(_Strict):
+    """The RFC 3161 time-stamp authority: certified by one issuing CA, one policy OID, a stated accuracy."""
+
+    issuer: str  # an issuing CA of this hierarchy
+    subject: tuple[tuple[Literal["C", "O", "OU", "CN"], str], ...] = Field(min_length=1)
+    validity_days: int = Field(gt=0, le=3653)
+    policy: str
+    accuracy_seconds: int = Field(default=1, ge=1, le=60)
+
+    _policy = field_validator("policy")(_check_oid)
+
+
 class Hierarchy(_Strict):
     root: CaSpec
     issuing: dict[str, CaSpec] = Field(min_length=1)
     assurance_policies: dict[AssuranceLevel, str]
     crl_validity_hours: int = Field(default=24, gt=0)
+    tsa: TsaSpec | None = None  # absent: no time-stamp authority
+
+    @model_validator(mode="after")
+    def _tsa_issuer(self) -> Hierarchy:
+        if self.tsa is not None and self.tsa.issuer not in self.issuing:
+            raise ValueError(f"tsa.issuer {self.tsa.issuer!r} is not an issuing CA of the hierarchy")
+        return self
 
     @field_validator("assurance_policies")
     @classmethod
@@ -112,7 +159,8 @@ class Hierarchy(_Strict):
 
 class ProfileSet(_Strict):
     hierarchy: Hierarchy
-    profiles: dict[str, CertificateProfile]
+    profiles: dict[str, CertificateProfile]  # holder profiles: what issuance on a proofing event may name
+    servers: dict[str, ServerProfile] = Field(default_factory=dict)  # koshin's own servers (serve --tls)
 
     def profile(self, name: str) -> CertificateProfile:
         try:
@@ -120,6 +168,13 @@ class ProfileSet(_Strict):
         except KeyError:
             known = ", ".join(sorted(self.profiles))
             raise ProfileNotFound(f"unknown profile {name!r} (known: {known})") from None
+
+    def server(self, name: str) -> ServerProfile:
+        try:
+            return self.servers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.servers)) or "none"
+            raise ProfileNotFound(f"unknown server profile {name!r} (known: {known})") from None
 
 
 def _read_yaml(path: Path) -> object:
@@ -135,15 +190,21 @@ def load_profiles(directory: Path | None = None) -> ProfileSet:
     try:
         hierarchy = Hierarchy.model_validate(_read_yaml(base / "hierarchy.yaml"))
         profiles: dict[str, CertificateProfile] = {}
+        servers: dict[str, ServerProfile] = {}
         for path in sorted((base / "certificate").glob("*.yaml")):
-            profile = CertificateProfile.model_validate(_read_yaml(path))
+            raw = _read_yaml(path)
+            is_server = isinstance(raw, dict) and raw.get("kind") == "server"
+            profile = ServerProfile.model_validate(raw) if is_server else CertificateProfile.model_validate(raw)
             if profile.name != path.stem:
                 raise ProfileInvalid(f"{path}: name {profile.name!r} differs from the file name")
             if profile.issuing_ca not in hierarchy.issuing:
                 raise ProfileInvalid(f"{path}: issuing_ca {profile.issuing_ca!r} is not in hierarchy.yaml")
-            profiles[profile.name] = profile
+            if isinstance(profile, ServerProfile):
+                servers[profile.name] = profile
+            else:
+                profiles[profile.name] = profile
     except ValidationError as exc:
         raise ProfileInvalid(str(exc)) from exc
     if not profiles:
         raise ProfileInvalid(f"no certificate profiles in {base / 'certificate'}")
-    return ProfileSet(hierarchy=hierarchy, profiles=profiles)
+    return ProfileSet(hierarchy=hierarchy, profiles=profiles, servers=servers)

@@ -60,7 +60,7 @@ def problem(
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
     headers = dict(headers or {})
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="koshin"'
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="koshin"')
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 
@@ -69,6 +69,13 @@ def _extra(exc: BaseException) -> dict[str, Any]:
         return {"rule_id": exc.rule_id, "reason": exc.reason, "regime": exc.regime}
     if isinstance(exc, ca_errors.LintFailed):
         return {"findings": exc.findings}
+    return {}
+
+
+def _challenge(exc: BaseException) -> dict[str, str]:
+    """EST clients present the one-time enrolment secret with HTTP Basic (RFC 7030 3.2.3), not a bearer token."""
+    if isinstance(exc, svc.EnrolmentSecretInvalid):
+        return {"WWW-Authenticate": 'Basic realm="koshin EST", charset="UTF-8"'}
     return {}
 
 
@@ -83,7 +90,7 @@ async def _mapped(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, cls):
             if status >= 500:
                 log.error("%s on %s %s: %s", slug, request.method, request.url.path, exc)
-            return problem(status, slug, title, _detail(exc), **_extra(exc))
+            return problem(status, slug, title, _detail(exc), headers=_challenge(exc), **_extra(exc))
     return await _unexpected(request, exc)
 
 

@@ -26,6 +26,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes, each with its own token session.")] = 1,
+    tls: Annotated[
+        bool, typer.Option(help="Serve HTTPS: stunnel with a token key and a tls-server certificate from koshin's CA.")
+    ] = False,
+    tls_name: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra DNS name or IP address for the TLS certificate (repeatable; 127.0.0.1, ::1 always)."),
+    ] = None,
 ) -> None:
     """Run the REST service (initialising the embedded default when missing)."""
     import uvicorn
@@ -33,6 +40,11 @@ def serve(
     from service.api.app import create_app
 
     settings = Settings()
+    if tls:
+        from service.cli.serve_tls import serve_tls
+
+        serve_tls(settings, host, port, workers, tls_name or [])
+        return
     console.print(f"koshin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs, /redoc)")
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

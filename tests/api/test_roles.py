@@ -39,6 +39,14 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"),
+        # EST (RFC 7030): no actor token. cacerts and csrattrs are public; simpleenroll is authenticated by
+        # HTTP Basic with a proofing event's one-time enrolment secret (tests/api/test_est.py).
+        ("GET", "/.well-known/est/cacerts"),
+        ("GET", "/.well-known/est/{label}/cacerts"),
+        ("GET", "/.well-known/est/csrattrs"),
+        ("GET", "/.well-known/est/{label}/csrattrs"),
+        ("POST", "/.well-known/est/simpleenroll"),
+        ("POST", "/.well-known/est/{label}/simpleenroll"),
         # CMP (RFC 4210/9480 over RFC 6712): no actor token; each PKIMessage is authenticated by its own protection
         # (MAC over a proofing event's one-time secret, or the holder certificate's signature; tests/api/test_cmp.py).
         ("POST", "/.well-known/cmp/p/{profile}"),

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import shutil
 from importlib import resources
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from ca.errors import ProfileInvalid, ProfileNotFound
+from ca.extensions import ServerNames, server_alt_names, server_subject
 from ca.profiles import PERSONAL_SOURCES, AssuranceLevel, load_profiles
 
 SHIPPED = Path(str(resources.files("profiles")))
@@ -91,3 +94,44 @@ def test_missing_assurance_level_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("  IAL1: 1.3.6.1.5.5.7.13.1\n", ""))
     with pytest.raises(ProfileInvalid, match="every level"):
         load_profiles(base)
+
+
+# -- server profiles (tls-server) ----------------------------------------------------------------------------
+def test_tls_server_is_a_server_profile_that_holder_issuance_cannot_name() -> None:
+    profiles = load_profiles()
+    server = profiles.server("tls-server")
+    assert server.issuing_ca == "user-authentication"
+    assert server.extended_key_usage == ("server_auth",)
+    assert server.subject_alt_name == ("dns_name", "ip_address")
+    assert server.key_usage == ("digital_signature",) and server.validity_days <= 398
+    assert "tls-server" not in profiles.profiles
+    with pytest.raises(ProfileNotFound, match="unknown profile 'tls-server'"):
+        profiles.profile("tls-server")
+    with pytest.raises(ProfileNotFound, match="unknown server profile 'signature'"):
+        profiles.server("signature")
+
+
+def test_a_server_profile_refuses_holder_sources_and_long_validity(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "tls-server.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("source: server_name", "source: name"))
+    with pytest.raises(ProfileInvalid, match="server_name"):
+        load_profiles(base)
+    path.write_text(original.replace("validity_days: 90", "validity_days: 825"))
+    with pytest.raises(ProfileInvalid, match="validity_days"):
+        load_profiles(base)
+    path.write_text(original + "min_holder_age: 15\n")
+    with pytest.raises(ProfileInvalid, match="min_holder_age"):
+        load_profiles(base)
+
+
+def test_server_names_give_cn_and_alt_names() -> None:
+    profile = load_profiles().server("tls-server")
+    names = ServerNames(dns=("koshin.test",), ip=(ip_address("127.0.0.1"),))
+    assert server_subject(profile, names).rfc4514_string() == "CN=koshin.test,O=koshin,C=JP"
+    assert list(server_alt_names(profile, names)) == [x509.DNSName("koshin.test"), x509.IPAddress(names.ip[0])]
+    only_ip = ServerNames(dns=(), ip=(ip_address("::1"),))
+    assert server_subject(profile, only_ip).rfc4514_string() == "CN=::1,O=koshin,C=JP"
+    with pytest.raises(ValueError, match="at least one"):
+        ServerNames(dns=())

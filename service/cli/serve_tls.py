@@ -1,0 +1,66 @@
+"""``koshin serve --tls``: uvicorn on a private Unix socket behind stunnel, which holds the TLS session with
+the server key on the token (service/stunnel.py) and a ``tls-server`` certificate from koshin's own CA
+(service/tls.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from types import FrameType
+
+from service.bootstrap import token_config
+from service.cli.context import console, runtime
+from service.errors import ConfigurationError
+from service.settings import Settings
+from service.stunnel import StunnelSpec, Terminator
+from service.tls import ensure_credentials
+
+
+class Terminated(BaseException):
+    """SIGTERM reached koshin serve --tls (after uvicorn's graceful shutdown)."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def serve_tls(settings: Settings, host: str, port: int, workers: int, names: Sequence[str]) -> None:
+    import uvicorn
+
+    with runtime(create=True) as rt:  # initialise once, before any worker starts
+        rt.init_hierarchy()
+        credentials = ensure_credentials(rt, names)
+    token = token_config(settings, create=False)
+    directory = settings.home / "tls" / "run"
+    backend = directory / "backend.sock"
+    spec = StunnelSpec(host, port, backend, credentials.chain_pem, credentials.key_uri, token.module_path,
+                       token.pin, directory)  # fmt: skip
+    terminator = Terminator(spec, on_give_up=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    certificate = credentials.certificate
+    state = "reused" if credentials.reused else "issued"
+    subject = certificate.subject.rfc4514_string()
+    console.print(f"TLS certificate {state}: serial {certificate.serial_number:x}, {subject}, "
+                  f"valid to {certificate.not_valid_after_utc:%Y-%m-%d}, chain {credentials.chain_pem}")  # fmt: skip
+    console.print(f"TLS key on the token: {credentials.key_uri} (used by stunnel through the PKCS#11 engine)")
+    backend.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    backend.unlink(missing_ok=True)
+    terminator.start()
+    console.print(f"koshin serving on https://{host}:{port}  (API docs: https://{host}:{port}/docs, /redoc)")
+    # uvicorn re-raises the SIGTERM it shut down on once it has restored the previous handler: this handler
+    # turns it into an exception, so stunnel is stopped (and reaped) here rather than orphaned.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        if workers == 1:
+            from service.api.app import create_app
+
+            uvicorn.run(create_app(settings), uds=str(backend), log_level="info")
+        else:
+            uvicorn.run("service.api.app:create_app", factory=True, uds=str(backend), log_level="info", workers=workers)
+    except Terminated:
+        pass
+    finally:
+        terminator.stop()
+        signal.signal(signal.SIGTERM, previous)
+    if terminator.failed:
+        raise ConfigurationError(f"stunnel kept failing; see {spec.log_path}")
