@@ -17,12 +17,14 @@ from ca.issuance import CertificateAuthority, IssuingCa
 from ca.lint import PkixLinter
 from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer
 from ca.profiles import ProfileSet, load_profiles
+from ca.tsa import TimeStampAuthority
 from hsm import TokenSession
 from service.bootstrap import token_config
 from service.db.models import CaRecord
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine, utc
 from service.errors import CertificateNotFound
+from service.flows.timestamping import add_missing_tsa, time_stamp_authority
 from service.policy.regime import Regime, load_regime
 from service.settings import Settings
 
@@ -60,6 +62,11 @@ class Runtime:
                 )
             )
         return OcspResponder(issuers, self._status)
+
+    @cached_property
+    def tsa(self) -> TimeStampAuthority:
+        """The RFC 3161 time-stamp authority (POST /tsa), its key on the token."""
+        return time_stamp_authority(self)
 
     def _status(self, issuer: str, serial: int) -> StatusAnswer:
         try:
@@ -102,6 +109,7 @@ class Runtime:
         """Run the key ceremony unless the hierarchy exists. Returns True when it created one."""
         self.session.hmac_sha256(self.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
         if self.initialised():
+            add_missing_tsa(self)  # hierarchies created before koshin had a TSA get one
             return False
         materials = run_ceremony(
             self.session,

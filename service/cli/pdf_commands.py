@@ -22,6 +22,7 @@ from service.cli.context import console, print_json
 from service.cli.device_commands import embedded_home
 from service.pdf.chain import build_chain, fetch_published, load_pem_bundle, published_root
 from service.pdf.signing import SigningRequest, require_document_signing, sign_pdf_bytes
+from service.pdf.timestamp import koshin_tsa_url
 from service.pdf.token_signer import signing_key_label, token_certificate
 from service.pdf.verification import SignatureReport, embedded_revocation_counts, verify_pdf_bytes
 from service.settings import Settings
@@ -76,7 +77,12 @@ def sign_pdf(
     chain: Annotated[Path | None, typer.Option(help="Issuing CA and root (PEM) [default: fetched].")] = None,
     url: Url = None,
     pin_file: Annotated[Path | None, typer.Option(help="File holding the PIN [default: prompt].")] = None,
-    ltv: Annotated[bool, typer.Option(help="Embed OCSP/CRL fetched now (PAdES B-LT without a time-stamp).")] = False,
+    ltv: Annotated[
+        bool, typer.Option(help="PAdES B-LT: a signature time-stamp, and OCSP/CRL fetched now embedded.")
+    ] = False,
+    tsa: Annotated[
+        str | None, typer.Option(help="RFC 3161 TSA URL for the signature time-stamp [default with --ltv: {url}/tsa].")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Reason recorded in the signature.")] = None,
 ) -> None:
     """Sign a PDF with a holder's signature key on its token (PAdES, certificate chain embedded)."""
@@ -91,11 +97,19 @@ def sign_pdf(
         require_document_signing(certificate)
         if pool is None:
             pool = fetch_published(url or Settings().public_base_url)
-        request = SigningRequest(session, label, certificate, build_chain(certificate, pool), ltv=ltv, reason=reason)
+        tsa_url = tsa or (koshin_tsa_url(url or Settings().public_base_url) if ltv else None)
+        signer_chain = build_chain(certificate, pool)
+        request = SigningRequest(session, label, certificate, signer_chain, ltv=ltv, reason=reason, tsa_url=tsa_url)
         signed = sign_pdf_bytes(source.read_bytes(), request)
     target.write_bytes(signed)
     ocsps, crls = embedded_revocation_counts(signed)
-    level = f"B-LT style: {ocsps} OCSP responses, {crls} CRLs embedded" if ltv else "B-B"
+    level = "B-B"
+    if tsa_url is not None:
+        level = (
+            f"B-LT: time-stamped by {tsa_url}; {ocsps} OCSP responses, {crls} CRLs embedded"
+            if ltv
+            else (f"B-T: time-stamped by {tsa_url}")
+        )
     console.print(
         f"signed {target} with key {label!r} on {token!r} (certificate {certificate.serial_number:040x}; {level})"
     )
@@ -137,11 +151,26 @@ def _print_report(r: SignatureReport) -> None:
         ("signer", f"{r.signer_subject} (serial {r.signer_serial})"),
         ("name", a.name), ("sex", a.sex_text), ("date of birth", a.birth_text), ("address", a.address),
         ("signing time", f"{r.signing_time.isoformat()} (claimed by the signer)" if r.signing_time else None),
+        ("time-stamp", _stamp_text(r)),
         ("integrity", f"{r.integrity} ({r.coverage})"),
         ("trust", "trusted" if r.trusted else f"NOT trusted ({r.trust_problem})"),
-        ("revocation", f"{r.revocation} ({r.revocation_source})"
+        ("revocation", f"{r.revocation} ({r.revocation_source}{_moment_text(r)})"
          + (f", revoked {r.revoked_at.isoformat()} ({r.revocation_reason})" if r.revoked_at else "")),
         ("usage", "; ".join(r.usage_problems) if r.usage_problems else "document signing allowed"),
     ]  # fmt: skip
     for key, value in rows:
         console.print(f"  {key + ':':15} {value if value is not None else '-'}")
+
+
+def _stamp_text(r: SignatureReport) -> str | None:
+    t = r.timestamp
+    if t is None:
+        return None
+    return f"{t.time.isoformat()} by {t.tsa} ({'valid' if t.valid else f'INVALID: {t.problem}'})"
+
+
+def _moment_text(r: SignatureReport) -> str:
+    if r.revocation_judged_at is None:
+        return ""
+    what = "the time-stamp" if r.revocation_moment == "time-stamp" else "the signer's claimed time"
+    return f", judged at {what} {r.revocation_judged_at.isoformat()}"

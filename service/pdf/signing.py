@@ -1,5 +1,6 @@
-"""PAdES signing of a PDF with a holder key on its token (pyHanko), optionally with revocation information
-embedded (a DSS with the OCSP responses and CRLs fetched from koshin's live responder at signing time)."""
+"""PAdES signing of a PDF with a holder key on its token (pyHanko), optionally with a signature time-stamp
+from an RFC 3161 TSA (B-T) and revocation information embedded (B-LT: a DSS with the OCSP responses and CRLs
+fetched at signing time for the signer's chain and for the TSA's)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pyhanko.pdf_utils.misc import PdfError as PyHankoPdfError
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathValidationError
 
@@ -21,6 +23,7 @@ from hsm import TokenSession
 from service.pdf.attributes import describe, document_signing_problems
 from service.pdf.chain import Chain
 from service.pdf.errors import CertificateNotForSigning, PdfUnreadable, SigningFailed
+from service.pdf.timestamp import time_stamper
 from service.pdf.token_signer import TokenPkcs11Signer, check_key_matches
 
 FIELD_NAME = "KoshinSignature"
@@ -29,8 +32,9 @@ SIGNER_KEY_USAGE = {"digital_signature", "non_repudiation"}
 
 @dataclass(frozen=True)
 class SigningRequest:
-    """What to sign with: a key on a logged-in token, its certificate and chain, and whether to embed
-    revocation information (``ltv``; needs the responder named in the certificate to answer)."""
+    """What to sign with: a key on a logged-in token, its certificate and chain, whether to embed revocation
+    information (``ltv``; needs the responders named in the certificates to answer), and the RFC 3161 TSA that
+    time-stamps the signature (``tsa_url``; PAdES B-T, and B-LT together with ``ltv``)."""
 
     token: TokenSession
     key_label: str
@@ -38,6 +42,7 @@ class SigningRequest:
     chain: Chain
     ltv: bool = False
     reason: str | None = None
+    tsa_url: str | None = None
 
 
 def require_document_signing(certificate: x509.Certificate) -> None:
@@ -73,13 +78,14 @@ def sign_pdf_bytes(pdf: bytes, request: SigningRequest) -> bytes:
         reason=request.reason,
     )
     signer = TokenPkcs11Signer(request.token, request.key_label, request.certificate, request.chain.certificates)
+    stamper = time_stamper(request.tsa_url) if request.tsa_url else None
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     except (PyHankoPdfError, ValueError) as exc:
         raise PdfUnreadable(f"not a readable PDF: {exc}") from exc
     try:
-        out = signers.PdfSigner(metadata, signer=signer).sign_pdf(writer)
-    except (SigningError, PathValidationError) as exc:
+        out = signers.PdfSigner(metadata, signer=signer, timestamper=stamper).sign_pdf(writer)
+    except (SigningError, PathValidationError, TimestampRequestError) as exc:
         cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
         raise SigningFailed(f"pyHanko refused to sign: {exc}{cause}") from exc
     return bytes(out.getvalue())

@@ -3,9 +3,10 @@ relying party needs: who signed (the JPKI attributes), when the signer says it s
 bytes are intact, and the certificate's revocation status.
 
 Revocation is checked live (OCSP/CRL fetched from the URLs in the certificates, hard-fail) unless the
-document carries a DSS: then only the embedded OCSP responses and CRLs are used, at the signing time the
-signer reports. koshin has no time-stamping authority, so that time is the signer's claim (PAdES B-LT proper
-would rest on a signature time-stamp)."""
+document carries a DSS: then only the embedded OCSP responses and CRLs are used, judged at the time its
+signature time-stamp states (PAdES B-LT), which pyHanko verifies against the TSA's chain to the same root in
+the same validation. A DSS without a time-stamp (B-B plus a DSS, as koshin made them before it had a TSA) is
+judged at the signer's claimed time, and the report says so: that time is only the signer's word."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ from pyhanko_certvalidator import ValidationContext
 
 from service.pdf.attributes import HolderAttributes, document_signing_problems, holder_attributes
 from service.pdf.errors import PdfUnreadable
+from service.pdf.timestamp import TimeStampReport, stated_time, time_stamp_report
 
 Revocation = Literal["good", "revoked", "unknown"]
+Source = Literal["live", "embedded"]
+Moment = Literal["now", "time-stamp", "claimed"]  # the time the revocation data is judged at
 KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=True)
 
 
@@ -46,7 +50,10 @@ class SignatureReport:
     trusted: bool
     trust_problem: str | None
     revocation: Revocation
-    revocation_source: Literal["live", "embedded"]
+    revocation_source: Source
+    revocation_moment: Moment = "now"
+    revocation_judged_at: datetime | None = None  # None: now
+    timestamp: TimeStampReport | None = None
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
     usage_problems: list[str] = field(default_factory=list)
@@ -59,7 +66,9 @@ class SignatureReport:
             "signing_time": self.signing_time.isoformat() if self.signing_time else None,
             "integrity": self.integrity, "coverage": self.coverage, "trusted": self.trusted,
             "trust_problem": self.trust_problem, "revocation": self.revocation,
-            "revocation_source": self.revocation_source,
+            "revocation_source": self.revocation_source, "revocation_moment": self.revocation_moment,
+            "revocation_judged_at": self.revocation_judged_at.isoformat() if self.revocation_judged_at else None,
+            "timestamp": self.timestamp.as_dict() if self.timestamp else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "revocation_reason": self.revocation_reason, "usage_problems": self.usage_problems,
         }  # fmt: skip
@@ -69,17 +78,32 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
 
-def _context(
+@dataclass(frozen=True)
+class _Contexts:
+    signer: ValidationContext
+    timestamp: ValidationContext
+    source: Source
+    moment: Moment
+    judged_at: datetime | None
+
+
+def _contexts(
     reader: PdfFileReader, sig: EmbeddedPdfSignature, root: x509.Certificate, others: list[x509.Certificate]
-) -> tuple[ValidationContext, Literal["live", "embedded"]]:
+) -> _Contexts:
+    """Live: fetch revocation data now. Embedded (a DSS): only the DSS, at the time-stamped time (else at the
+    signer's claimed time); the time-stamp token itself is checked at that moment against the same DSS."""
     kwargs: dict[str, Any] = {"trust_roots": [_asn1(root)], "other_certs": [_asn1(c) for c in others],
                               "revocation_mode": "hard-fail"}  # fmt: skip
     try:
         dss = DocumentSecurityStore.read_dss(reader)
     except NoDSSFoundError:
-        return ValidationContext(allow_fetching=True, **kwargs), "live"
-    kwargs |= {"allow_fetching": False, "moment": sig.self_reported_timestamp, "retroactive_revinfo": True}
-    return dss.as_validation_context(kwargs), "embedded"
+        live = ValidationContext(allow_fetching=True, **kwargs), ValidationContext(allow_fetching=True, **kwargs)
+        return _Contexts(*live, "live", "now", None)
+    stamped = stated_time(sig.signer_info)
+    moment: Moment = "time-stamp" if stamped is not None else "claimed"
+    at = stamped if stamped is not None else sig.self_reported_timestamp
+    kwargs |= {"allow_fetching": False, "moment": at, "retroactive_revinfo": True}
+    return _Contexts(dss.as_validation_context(kwargs), dss.as_validation_context(kwargs), "embedded", moment, at)
 
 
 def _answered(context: ValidationContext, signer: asn1_x509.Certificate) -> bool:
@@ -99,8 +123,10 @@ def _answered(context: ValidationContext, signer: asn1_x509.Certificate) -> bool
 def _report(reader: PdfFileReader, sig: EmbeddedPdfSignature, root: x509.Certificate,
             others: list[x509.Certificate]) -> SignatureReport:  # fmt: skip
     signer = x509.load_der_x509_certificate(sig.signer_cert.dump())
-    context, source = _context(reader, sig, root, others)
-    status: PdfSignatureStatus = validate_pdf_signature(sig, context, key_usage_settings=KEY_USAGE)
+    contexts = _contexts(reader, sig, root, others)
+    context = contexts.signer
+    status: PdfSignatureStatus = validate_pdf_signature(sig, context, contexts.timestamp, key_usage_settings=KEY_USAGE)
+    stamp = time_stamp_report(status.timestamp_validity)
     revocation: Revocation = "unknown"
     revoked_at, reason = None, None
     if status.revoked and status.revocation_details is not None:
@@ -129,11 +155,18 @@ def _report(reader: PdfFileReader, sig: EmbeddedPdfSignature, root: x509.Certifi
         trusted=status.trusted,
         trust_problem=None if problem is None else str(problem.standard_name),
         revocation=revocation,
-        revocation_source=source,
+        revocation_source=contexts.source,
+        revocation_moment=contexts.moment,
+        revocation_judged_at=contexts.judged_at,
+        timestamp=stamp,
         revoked_at=revoked_at,
         revocation_reason=reason,
         usage_problems=usage,
-        valid=bool(status.bottom_line) and intact and revocation == "good" and not usage,
+        valid=bool(status.bottom_line)
+        and intact
+        and revocation == "good"
+        and not usage
+        and (stamp is None or stamp.valid),
     )
 
 

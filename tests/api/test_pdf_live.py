@@ -7,17 +7,24 @@ certificates, and checks what validation says afterwards."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import SecretStr
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from typer.testing import CliRunner, Result
 
 from hsm.capabilities import load_token_profile
@@ -27,8 +34,10 @@ from service.cli.main import app
 from service.cli.pdf_commands import device_credential
 from service.clients.phone import Phone
 from service.clients.station import CardRenewal, Station
+from service.db.repository import utc
 from service.pdf.errors import CertificateNotForSigning, SigningFailed
 from service.pdf.sample import sample_pdf
+from service.pdf.timestamp import stated_time
 from service.pdf.verification import embedded_revocation_counts
 from service.settings import Settings
 from tests.api.live_fixture import Live, card_device, new_resident
@@ -102,12 +111,15 @@ def verify(live: Live, pdf: Path) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def signed(holder: Holder, live: Live, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The three signatures made while the certificates are good: card (RSA), card with LTV, phone (P-256)."""
+    """The signatures made while the certificates are good: card (RSA), card with LTV (B-LT: time-stamped by
+    koshin's TSA), card time-stamped only (B-T, with an explicit --tsa), phone (P-256)."""
     out = tmp_path_factory.mktemp("pdf-signed")
-    paths = {"card": out / "card.pdf", "card-ltv": out / "card-ltv.pdf", "phone": out / "phone.pdf"}
+    paths = {"card": out / "card.pdf", "card-ltv": out / "card-ltv.pdf", "card-bt": out / "card-bt.pdf",
+             "phone": out / "phone.pdf"}  # fmt: skip
     for result in (
         sign(holder, live, paths["card"], f"{CARD}-signature"),
         sign(holder, live, paths["card-ltv"], f"{CARD}-signature", "--ltv"),
+        sign(holder, live, paths["card-bt"], f"{CARD}-signature", "--tsa", f"{live.base_url}/tsa"),
         sign(
             holder,
             live,
@@ -143,11 +155,40 @@ def test_phone_p256_key_signs_through_raw_ecdsa(signed: dict[str, Path], live: L
 
 def test_ltv_signature_embeds_ocsp_and_crl(signed: dict[str, Path], live: Live) -> None:
     ocsps, crls = embedded_revocation_counts(signed["card-ltv"].read_bytes())
-    assert ocsps >= 1 and crls >= 1  # the leaf's OCSP answer, the root's CRL for the issuing CA
+    # the leaf's OCSP answer; the root's CRL for the issuing CA; the signature CA's CRL for the TSA certificate
+    assert ocsps >= 1 and crls >= 2
     assert embedded_revocation_counts(signed["card"].read_bytes()) == (0, 0)
     code, report = verify(live, signed["card-ltv"])
     assert code == 0 and report["valid"], report
     assert (report["revocation"], report["revocation_source"]) == ("good", "embedded")
+    stamp = report["timestamp"]
+    assert stamp["valid"] and "Time-Stamp Authority" in stamp["tsa"] and stamp["problem"] is None, stamp
+    assert report["revocation_moment"] == "time-stamp" and report["revocation_judged_at"] == stamp["time"]
+
+
+def test_ltv_signature_is_pades_b_lt_for_pyhanko(signed: dict[str, Path], live: Live) -> None:
+    """pyHanko's own view, offline: the time-stamp verifies and chains to the root through the DSS alone, and
+    the DSS holds revocation data for the TSA certificate (a CRL of its issuer, the signature CA)."""
+    reader = PdfFileReader(io.BytesIO(signed["card-ltv"].read_bytes()), strict=False)
+    sig = reader.embedded_regular_signatures[0]
+    dss = DocumentSecurityStore.read_dss(reader)
+    tsa_issuer = asn1_x509.Certificate.load(live.issuing["signature"].public_bytes(Encoding.DER)).subject
+    context = dss.as_validation_context({"trust_roots": [asn1_x509.Certificate.load(live.root.public_bytes(
+        Encoding.DER))], "allow_fetching": False, "revocation_mode": "hard-fail", "retroactive_revinfo": True,
+        "moment": stated_time(sig.signer_info)})  # fmt: skip
+    assert any(crl["tbs_cert_list"]["issuer"] == tsa_issuer for crl in context.crls)
+    status = validate_pdf_signature(sig, context)
+    assert status.bottom_line and status.timestamp_validity is not None
+    stamp = status.timestamp_validity
+    assert stamp.intact and stamp.valid and stamp.trusted
+
+
+def test_time_stamp_alone_is_b_t_with_live_revocation(signed: dict[str, Path], live: Live) -> None:
+    assert embedded_revocation_counts(signed["card-bt"].read_bytes()) == (0, 0)
+    code, report = verify(live, signed["card-bt"])
+    assert code == 0 and report["valid"] and report["timestamp"]["valid"], report
+    assert (report["revocation_source"], report["revocation_moment"]) == ("live", "now")
+    assert verify(live, signed["card"])[1]["timestamp"] is None
 
 
 def test_a_changed_byte_in_the_signed_range_fails_integrity(
@@ -167,6 +208,11 @@ def test_human_output_names_the_signer(signed: dict[str, Path], live: Live) -> N
     for text in ("VALID", "宮崎 花子", "2 (female)", "1988-04-12 (Showa era; encoded 319880412)", "intact",
                  "good (live)", "not pinned"):  # fmt: skip
         assert text in result.stdout
+    ltv = runner.invoke(app, ["verify-pdf", str(signed["card-ltv"]), "--url", live.base_url])
+    assert ltv.exit_code == 0, ltv.output
+    shown = " ".join(ltv.stdout.split())  # the console wraps long lines
+    assert "by CN=koshin Time-Stamp Authority," in shown and "(valid)" in shown, shown
+    assert "good (embedded, judged at the time-stamp 20" in shown, shown
 
 
 def test_user_authentication_certificate_is_refused_before_signing(holder: Holder, live: Live, tmp_path: Path) -> None:
@@ -211,9 +257,17 @@ def test_after_the_address_change_live_validation_reports_revoked(
         assert code == 1 and not report["valid"], report
         assert (report["revocation"], report["revocation_source"]) == ("revoked", "live")
         assert report["revocation_reason"] == "affiliation_changed" and report["integrity"] == "intact"
-    # the LTV signature carries the answer given at signing time, before the change
+    # the LTV signature carries the answer given at signing time, before the change, and it is judged at the
+    # time the TSA vouches for (not at a time the signer could have claimed): the revocation came later
     code, report = verify(live, signed["card-ltv"])
     assert code == 0 and (report["revocation"], report["revocation_source"]) == ("good", "embedded")
+    assert report["revocation_moment"] == "time-stamp" and report["timestamp"]["valid"], report
+    revoked = live.runtime.repo.certificate(int(report["serial"], 16)).revoked_at
+    assert revoked is not None
+    assert datetime.fromisoformat(report["revocation_judged_at"]) < utc(revoked)
+    # the B-T signature has a time-stamp but no embedded answers: live validation says revoked
+    code, report = verify(live, signed["card-bt"])
+    assert code == 1 and report["revocation"] == "revoked" and report["timestamp"]["valid"], report
     # and a new LTV signature with the revoked certificate is refused by pyHanko's pre-signing validation
     refused = sign(holder, live, tmp_path / "late.pdf", f"{CARD}-signature", "--ltv")
     assert isinstance(refused.exception, SigningFailed), refused.output

@@ -35,6 +35,7 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/v1/ca/chain"),
         ("POST", "/ocsp/{ca}"),
         ("GET", "/ocsp/{ca}/{encoded:path}"),
+        ("POST", "/tsa"),  # RFC 3161 time-stamps (tests/api/test_tsa_live.py)
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),

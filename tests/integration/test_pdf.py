@@ -1,10 +1,14 @@
 """PDF signing and validation pieces without the live service: the document-signing rule over the real
 profiles, JPKI attribute decoding, chain building, and a signature made on the SoftHSM test token under a
-throwaway CA whose certificates name no OCSP responder or CRL (so revocation stays unknown)."""
+throwaway CA whose certificates name no OCSP responder or CRL (so revocation stays unknown); signature
+time-stamps from a koshin TSA that the throwaway root does not vouch for."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from asn1crypto.core import UTF8String
@@ -14,9 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from cryptography.x509.oid import NameOID
 
-from ca.extensions import EKU_OIDS, holder_alt_names, key_usage
+from ca.extensions import EKU_OIDS, CaUrls, holder_alt_names, key_usage
+from ca.hierarchy import run_ceremony, signing_key
 from ca.holder import Holder
 from ca.profiles import load_profiles
+from ca.tsa import TimeStampAuthority
 from hsm import KeyAlgorithm, TokenSession
 from service.pdf.attributes import DOCUMENT_SIGNING_EKU, document_signing_problems, holder_attributes
 from service.pdf.chain import Chain, build_chain
@@ -24,6 +30,7 @@ from service.pdf.errors import (
     CertificateNotForSigning,
     ChainUnavailable,
     PdfUnreadable,
+    SigningFailed,
     SigningKeyMismatch,
 )
 from service.pdf.sample import sample_pdf
@@ -152,3 +159,63 @@ def test_refusals_come_before_signing(mini: MiniCa, token: TokenSession, token_k
         verify_pdf_bytes(pdf, mini.cert, [])
     with pytest.raises(PdfUnreadable):
         verify_pdf_bytes(b"not a pdf", mini.cert, [])
+
+
+class _TsaHandler(BaseHTTPRequestHandler):
+    """RFC 3161 over HTTP in a few lines: enough for pyHanko's time-stamp client (the service's route is
+    covered by tests/api/test_tsa_live.py)."""
+
+    authority: TimeStampAuthority
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        reply = self.authority.respond(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture(scope="module")
+def tsa_url(token: TokenSession) -> Iterator[str]:
+    """A koshin TSA of its own hierarchy (so not under the mini root), served on a loopback port."""
+    hierarchy = load_profiles().hierarchy
+    materials = run_ceremony(token, hierarchy, KeyAlgorithm.P256, CaUrls("http://127.0.0.1:9"), None,
+                             label_prefix="pdf-it-tsa-")  # fmt: skip
+    tsa = next(m for m in materials if m.role == "tsa")
+    assert hierarchy.tsa is not None
+    handler = type("Handler", (_TsaHandler,), {"authority": TimeStampAuthority(
+        tsa.certificate, signing_key(token, tsa.key_label), hierarchy.tsa.policy, 1)})  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/tsa"
+    server.shutdown()
+    server.server_close()
+
+
+def test_time_stamp_from_a_tsa_outside_the_trust_anchor_does_not_count(
+    mini: MiniCa, token: TokenSession, token_key: tuple[str, bytes], tsa_url: str
+) -> None:
+    label, public = token_key
+    leaf = mini.issue(public, "signature")
+    request = SigningRequest(token, label, leaf, Chain((), mini.cert), tsa_url=tsa_url)
+    signed = sign_pdf_bytes(sample_pdf("time-stamped"), request)
+    (report,) = verify_pdf_bytes(signed, mini.cert, [])
+    assert report.integrity == "intact" and report.timestamp is not None
+    assert "Time-Stamp Authority" in report.timestamp.tsa and abs(
+        report.timestamp.time - datetime.now(UTC)
+    ) < timedelta(minutes=2)
+    assert not report.timestamp.valid and "not trusted" in str(report.timestamp.problem) and not report.valid
+
+
+def test_an_unreachable_tsa_fails_signing(mini: MiniCa, token: TokenSession, token_key: tuple[str, bytes]) -> None:
+    label, public = token_key
+    request = SigningRequest(token, label, mini.issue(public, "signature"), Chain((), mini.cert),
+                             tsa_url="http://127.0.0.1:9/tsa")  # fmt: skip
+    with pytest.raises(SigningFailed, match="refused to sign"):
+        sign_pdf_bytes(sample_pdf(), request)

@@ -62,7 +62,7 @@ def _expected_labels() -> set[str]:
     labels = {DIRECT_KEY}
     for algorithm in KeyAlgorithm:
         prefix = f"{PREFIX}{algorithm.value}-"
-        labels.add(key_label(prefix, "root", "root"))
+        labels |= {key_label(prefix, "root", "root"), key_label(prefix, "tsa", "tsa")}
         for name in hierarchy.issuing:
             labels |= {key_label(prefix, name, "issuing"), key_label(prefix, name, "ocsp")}
     return labels

@@ -1,4 +1,5 @@
-"""What relying parties fetch, without an actor token: CRLs, OCSP, CA certificates (RFC 5280, 6960)."""
+"""What relying parties fetch, without an actor token: CRLs, OCSP, CA certificates, time-stamps (RFC 5280, 6960,
+3161)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from ca.hierarchy import TSA_NAME
+from ca.tsa import MAX_REQUEST_OCTETS, RequestMalformed, RequestUnsupported, failure_response
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
 from service.api.schemas import AuditOut, ChainOut
@@ -18,6 +22,7 @@ from service.policy.model import Role
 
 router = APIRouter()
 OCSP_MEDIA = "application/ocsp-response"
+TSQ_MEDIA, TSR_MEDIA = "application/timestamp-query", "application/timestamp-reply"
 Auditors = Annotated[Actor, Depends(require(Role.AUDITOR))]
 
 
@@ -37,6 +42,9 @@ def crl(ca: str, rt: RuntimeDep) -> Response:
 
 @router.get("/ca/{ca}.cer", tags=["publication"], response_class=Response)
 def ca_certificate(ca: str, rt: RuntimeDep) -> Response:
+    """The root or an issuing CA certificate; ``/ca/tsa.cer`` is the time-stamp authority's certificate."""
+    if ca == TSA_NAME and rt.ca_records("tsa"):
+        return Response(rt.ca_record(TSA_NAME, "tsa").certificate_der, media_type="application/pkix-cert")
     name = _issuing_name(rt, ca, root_allowed=True)
     record = rt.ca_record(name, "root" if name == "root" else "issuing")
     return Response(record.certificate_der, media_type="application/pkix-cert")
@@ -67,6 +75,33 @@ def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
     except (binascii.Error, ValueError):
         der = b""
     return Response(rt.ocsp.respond(der), media_type=OCSP_MEDIA, headers={"Cache-Control": "max-age=60"})
+
+
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it grows past ``limit`` octets (read no further)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+@router.post("/tsa", tags=["publication"], response_class=Response)
+async def time_stamp(request: Request, rt: RuntimeDep) -> Response:
+    """RFC 3161 over HTTP (section 3.4): a DER TimeStampReq as ``application/timestamp-query`` in, a DER
+    TimeStampResp out. A request the TSA refuses (hash other than SHA-256/384/512, another policy, a wrong
+    media type, not DER) gets a TimeStampResp with status rejection and a failInfo, with HTTP 200."""
+    authority = rt.tsa
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _capped_body(request, MAX_REQUEST_OCTETS)
+    if media != TSQ_MEDIA:
+        der = failure_response(RequestUnsupported(f"media type {media or 'none'!r} (expected {TSQ_MEDIA})"))
+    elif body is None:
+        der = failure_response(RequestMalformed(f"a request over {MAX_REQUEST_OCTETS} octets"))
+    else:
+        der = await run_in_threadpool(authority.respond, body)  # the token signs off the event loop
+    return Response(der, media_type=TSR_MEDIA, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/v1/audit", response_model=list[AuditOut], tags=["audit"])
