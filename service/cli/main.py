@@ -53,8 +53,12 @@ app.command("bench")(bench_commands.bench)
 def init() -> None:
     """Create the embedded token (if needed), the CA hierarchy and the database. A second run changes nothing."""
     with runtime(create=True) as rt:
+        before = {(r.role, r.name) for r in rt.repo.ca_records()}
         created = rt.init_hierarchy()
-        verb = "created" if created else "already present, nothing changed"
+        added = sorted(f"{name} ({role})" for role, name in {(r.role, r.name) for r in rt.ca_records()} - before)
+        verb = "already present, nothing changed"
+        if created or added:
+            verb = "created" if created else f"completed: added {', '.join(added)}"
         console.print(f"CA hierarchy {verb} (token {rt.session.token_label!r}, home {rt.settings.home})")
         for record in rt.ca_records():
             cert = x509.load_der_x509_certificate(record.certificate_der)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,15 @@ def test_bad_revoke_arguments(cli: Cli) -> None:
     assert "not hexadecimal" in cli.fails("ca", "revoke", "zz-top", "--reason", "superseded")
     assert "no certificate" in cli.fails("ca", "revoke", "0badc0de", "--reason", "superseded")
     assert "lostCard" in cli.fails("ca", "revoke", "0badc0de", "--reason", "lostCard")
+
+
+def test_init_completes_an_older_hierarchy(tmp_path: Path) -> None:
+    """A hierarchy made before koshin had a TSA gets one on the next init, and init says so."""
+    require_softhsm()
+    tool = Cli(tmp_path / "older")
+    tool.ok("init")
+    with sqlite3.connect(tool.home / "koshin.db") as db:
+        db.execute("DELETE FROM ca_record WHERE role = 'tsa'")
+    out = tool.ok("init")
+    assert "completed: added tsa (tsa)" in out, out
+    assert "nothing changed" in tool.ok("init")
