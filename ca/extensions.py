@@ -23,6 +23,7 @@ NAME_OIDS = {
 EKU_OIDS = {
     "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH, "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
     "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION, "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "cmc_ra": x509.ObjectIdentifier("1.3.6.1.5.5.7.3.28"),  # id-kp-cmcRA (RFC 6402)
 }  # fmt: skip
 _OPAQUE_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -133,17 +134,25 @@ def policies(hierarchy: Hierarchy, level: AssuranceLevel) -> x509.CertificatePol
 @dataclass(frozen=True)
 class ServerNames:
     """The names a server certificate is for: DNS names and IP addresses. The subject CN repeats the first DNS
-    name, or the first address when there is none (a CN must be one of the subjectAltName values)."""
+    name, or the first address when there is none (a CN must be one of the subjectAltName values).
+
+    A server whose certificate carries no subjectAltName (a profile that lists no kinds, such as the CMP
+    responder) has a ``common_name`` instead, and then no DNS name or address."""
 
     dns: tuple[str, ...]
     ip: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    common_name: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.dns and not self.ip:
+        if self.common_name is not None and (self.dns or self.ip):
+            raise ValueError("a common name stands for a server without DNS names or IP addresses")
+        if not self.dns and not self.ip and not self.common_name:
             raise ValueError("a server certificate needs at least one DNS name or IP address")
 
     @property
     def primary(self) -> str:
+        if self.common_name is not None:
+            return self.common_name
         return self.dns[0] if self.dns else str(self.ip[0])
 
 
@@ -156,7 +165,10 @@ def server_subject(profile: ServerProfile, names: ServerNames) -> x509.Name:
     )
 
 
-def server_alt_names(profile: ServerProfile, names: ServerNames) -> x509.SubjectAlternativeName:
+def server_alt_names(profile: ServerProfile, names: ServerNames) -> x509.SubjectAlternativeName | None:
+    """The subjectAltName of the kinds the profile lists; None when it lists none (no extension)."""
+    if not profile.subject_alt_name:
+        return None
     general: list[x509.GeneralName] = []
     if "dns_name" in profile.subject_alt_name:
         general += [x509.DNSName(name) for name in names.dns]

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ca.errors import ProfileInvalid, ProfileNotFound
+from ca.errors import ProfileInvalid, ProfileNotFound, ProfileViolation
 from hsm import KeyAlgorithm
 
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -63,6 +63,8 @@ KeyUsageName = Literal[
     "digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"
 ]
 ExtendedKeyUsageName = Literal["client_auth", "email_protection", "code_signing", "server_auth"]
+# Server profiles may also name id-kp-cmcRA (RFC 6402): the CMP responder's certificate (RFC 9483 section 3.1).
+ServerExtendedKeyUsageName = Literal[ExtendedKeyUsageName, "cmc_ra"]
 
 
 class CertificateProfile(_Strict):
@@ -90,7 +92,7 @@ class CertificateProfile(_Strict):
 class ServerSubjectAttribute(_Strict):
     attribute: Literal["C", "O", "OU", "CN"]
     value: str | None = None
-    source: Literal["server_name"] | None = None  # the first DNS name (else IP address) of the certificate
+    source: Literal["server_name"] | None = None  # the first DNS name (else IP address), or the common name
 
     @model_validator(mode="after")
     def _one_of(self) -> ServerSubjectAttribute:
@@ -101,18 +103,47 @@ class ServerSubjectAttribute(_Strict):
 
 class ServerProfile(_Strict):
     """A certificate for one of koshin's own servers (``kind: server``): names come from the operator, not
-    from a holder record, so a server profile can never be reached by holder issuance, and vice versa."""
+    from a holder record, so a server profile can never be reached by holder issuance, and vice versa.
+
+    ``issuing_ca`` names one CA, or lists several when each of them certifies a server of its own (the CMP
+    responder of every issuing CA); the caller then names the one. ``subject_alt_name`` must be stated: an
+    empty list means a certificate without the extension, named by its subject CN alone (not for TLS).
+    """
 
     kind: Literal["server"]
     name: str
     description: str
-    issuing_ca: str
+    issuing_ca: str | tuple[str, ...]
     subject: tuple[ServerSubjectAttribute, ...] = Field(min_length=1)
-    subject_alt_name: tuple[Literal["dns_name", "ip_address"], ...] = Field(min_length=1)
+    subject_alt_name: tuple[Literal["dns_name", "ip_address"], ...]
     key_usage: tuple[KeyUsageName, ...] = Field(min_length=1)
-    extended_key_usage: tuple[ExtendedKeyUsageName, ...] = Field(min_length=1)
+    extended_key_usage: tuple[ServerExtendedKeyUsageName, ...] = Field(min_length=1)
     allowed_key_algorithms: tuple[KeyAlgorithm, ...] = Field(min_length=1)
     validity_days: int = Field(gt=0, le=398)  # the CA/Browser Forum ceiling for TLS server certificates
+
+    @model_validator(mode="after")
+    def _names(self) -> ServerProfile:
+        if not self.issuing_cas or len(set(self.issuing_cas)) != len(self.issuing_cas):
+            raise ValueError(f"server profile {self.name!r}: issuing_ca lists no CA or one twice")
+        if "server_auth" in self.extended_key_usage and not self.subject_alt_name:
+            raise ValueError(f"server profile {self.name!r}: a serverAuth certificate needs subject_alt_name kinds")
+        if not self.subject_alt_name and not any(a.attribute == "CN" for a in self.subject):
+            raise ValueError(f"server profile {self.name!r}: without subject_alt_name the subject needs a CN")
+        return self
+
+    @property
+    def issuing_cas(self) -> tuple[str, ...]:
+        return (self.issuing_ca,) if isinstance(self.issuing_ca, str) else self.issuing_ca
+
+    def issuer(self, requested: str | None = None) -> str:
+        """The issuing CA: ``requested`` when the profile lists it, or the profile's only CA when none is named."""
+        if requested is None:
+            if len(self.issuing_cas) != 1:
+                raise ProfileViolation(f"server profile {self.name!r} is issued by one of {self.issuing_cas}: name it")
+            return self.issuing_cas[0]
+        if requested not in self.issuing_cas:
+            raise ProfileViolation(f"server profile {self.name!r} is not issued by {requested!r}")
+        return requested
 
 
 class CaSpec(_Strict):
@@ -197,8 +228,10 @@ def load_profiles(directory: Path | None = None) -> ProfileSet:
             profile = ServerProfile.model_validate(raw) if is_server else CertificateProfile.model_validate(raw)
             if profile.name != path.stem:
                 raise ProfileInvalid(f"{path}: name {profile.name!r} differs from the file name")
-            if profile.issuing_ca not in hierarchy.issuing:
-                raise ProfileInvalid(f"{path}: issuing_ca {profile.issuing_ca!r} is not in hierarchy.yaml")
+            cas = profile.issuing_cas if isinstance(profile, ServerProfile) else (profile.issuing_ca,)
+            for ca in cas:
+                if ca not in hierarchy.issuing:
+                    raise ProfileInvalid(f"{path}: issuing_ca {ca!r} is not in hierarchy.yaml")
             if isinstance(profile, ServerProfile):
                 servers[profile.name] = profile
             else:

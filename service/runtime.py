@@ -20,6 +20,7 @@ from ca.profiles import ProfileSet, load_profiles
 from ca.tsa import TimeStampAuthority
 from hsm import TokenSession
 from service.bootstrap import token_config
+from service.cmp.responder import provision_responders
 from service.db.models import CaRecord
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine, utc
@@ -106,10 +107,12 @@ class Runtime:
         return f"{self.settings.key_label_prefix}enrolment-mac"
 
     def init_hierarchy(self) -> bool:
-        """Run the key ceremony unless the hierarchy exists. Returns True when it created one."""
+        """Run the key ceremony unless the hierarchy exists. Returns True when it created one. Either way, the
+        CMP responders (keys and certificates) are provisioned once, before workers start."""
         self.session.hmac_sha256(self.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
         if self.initialised():
             add_missing_tsa(self)  # hierarchies created before koshin had a TSA get one
+            provision_responders(self)  # ... or a CMP responder certificate; due ones are renewed
             return False
         materials = run_ceremony(
             self.session,
@@ -120,6 +123,7 @@ class Runtime:
             label_prefix=self.settings.key_label_prefix,
         )
         self.repo.save_ca_materials(materials)
+        provision_responders(self)
         return True
 
     def ca_records(self, role: str | None = None) -> list[CaRecord]:

@@ -107,7 +107,7 @@ def ensure_credentials(rt: Runtime, extra_names: Sequence[str] = ()) -> TlsCrede
         rt.session.generate_keypair(KEY_ALGORITHM, label)
     spki_der = rt.session.public_key_der(label)
     profile = rt.profiles.server(PROFILE)
-    issuer = x509.load_der_x509_certificate(rt.ca_record(profile.issuing_ca, "issuing").certificate_der)
+    issuer = x509.load_der_x509_certificate(rt.ca_record(profile.issuer(), "issuing").certificate_der)
     chain = chain_path(rt)
     key_uri = rt.session.key_ref(label).uri()
     if _reusable(rt, chain, spki_der, names, issuer):

@@ -1,34 +1,39 @@
-"""The CMP responder of each issuing CA: a token key and a certificate (EKU id-kp-cmcRA, digitalSignature)
-issued by that CA, which signs CMP responses that cannot be MAC-protected (RFC 9483 §3.1: a PKI management
-entity protects with a certificate whose EKU is cmcRA or cmcCA).
+"""The CMP responder of each issuing CA: a token key and a ``cmp-responder`` certificate (EKU id-kp-cmcRA,
+digitalSignature, no subjectAltName) issued by that CA, which signs CMP responses that cannot be MAC-protected
+(RFC 9483 §3.1: a PKI management entity protects with a certificate whose EKU is cmcRA or cmcCA).
 
 The issuing CA's own key keeps to keyCertSign/cRLSign, and the OCSP signer's to OCSP, so neither signs CMP
-messages. The pair is made on first use (not in the ceremony) and its certificate renewed within 30 days of
-its expiry; clients trust it through the hierarchy (`openssl cmp -trusted root.pem`).
+messages. ``provision_responders`` makes the key pairs and their certificates in ``Runtime.init_hierarchy``
+(``koshin init`` and every start, before any worker): workers never generate keys. The certificates go through
+``CertificateAuthority.issue_prepared`` like every other (intent recorded before the token signs, audited,
+answered by koshin's OCSP responder). A certificate is renewed, for the same key, within 30 days of its end,
+and the one it replaces is revoked as superseded. Clients trust it through the hierarchy
+(``openssl cmp -trusted root.pem``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlmodel import Session
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from cryptography.x509.oid import NameOID
+from sqlmodel import Session, col, select
 
-from ca import extensions as ext
+from ca.errors import CaNotInitialised
+from ca.extensions import ServerNames
 from ca.keyseam import TokenPrivateKey, token_private_key
-from ca.signing import lint_and_sign
-from hsm import KeyExists
-from service.db.cmp_models import CmpResponder
-from service.db.repository import utc
-from service.runtime import Runtime
+from ca.server import prepare_server_certificate
+from service.db.models import CertificateRecord
+from service.errors import RevocationRefused
 
-VALIDITY = timedelta(days=365)
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+PROFILE = "cmp-responder"
 RENEW_BEFORE = timedelta(days=30)
-CMC_RA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.28")
 
 
 @dataclass(frozen=True)
@@ -38,56 +43,94 @@ class Responder:
     chain: tuple[x509.Certificate, ...]  # issuing CA, then root
 
 
-def responder(rt: Runtime, issuer: str) -> Responder:
-    label = f"{rt.settings.key_label_prefix}{issuer}-cmp"
-    with Session(rt.repo.engine) as session:
-        row = session.get(CmpResponder, issuer)
-    if row is None or utc(x509.load_der_x509_certificate(row.certificate_der).not_valid_after_utc) - RENEW_BEFORE <= (
-        datetime.now(UTC)
-    ):
-        row = _certify(rt, issuer, label)
-    root = next(c for c in rt.chain() if c.subject == c.issuer)
-    issuing = rt.authority().issuers[issuer].certificate
-    return Responder(token_private_key(rt.session, label), x509.load_der_x509_certificate(row.certificate_der),
-                     (issuing, root))  # fmt: skip
+def key_label(rt: Runtime, issuer: str) -> str:
+    return f"{rt.settings.key_label_prefix}{issuer}-cmp"
 
 
-def _certify(rt: Runtime, issuer: str, label: str) -> CmpResponder:
-    ca = rt.authority().issuers[issuer]
-    if not rt.session.has_key(label):
-        try:
+def provision_responders(rt: Runtime) -> list[x509.Certificate]:
+    """Give every issuing CA the profile lists a responder key and a current certificate for it; what exists
+    and still fits is kept (a second run changes nothing). Returns the certificates it issued."""
+    if PROFILE not in rt.profiles.servers:
+        return []  # an operator's profile set without a CMP responder: CMP answers go unsigned
+    issued: list[x509.Certificate] = []
+    for issuer in rt.profiles.server(PROFILE).issuing_cas:
+        ca = rt.authority().issuers[issuer]
+        label = key_label(rt, issuer)
+        if not rt.session.has_key(label):
             rt.session.generate_keypair(ca.signing.algorithm, label)
-        except KeyExists:
-            time.sleep(0.5)  # another worker made it just now
-    public = load_der_public_key(rt.session.public_key_der(label))
-    now = datetime.now(UTC).replace(microsecond=0)
-    common_name = ca.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    subject = x509.Name(
-        [a for a in ca.certificate.subject if a.oid != NameOID.COMMON_NAME]
-        + [x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name!s} CMP responder")]
+        current = _current(rt, issuer)
+        spki_der = rt.session.public_key_der(label)
+        if current is None or _due(current, ca.certificate) or _spki_der(current) != spki_der:
+            issued.append(_certify(rt, issuer))
+    return issued
+
+
+def responder(rt: Runtime, issuer: str) -> Responder:
+    """The responder of ``issuer``; its certificate is renewed first when due (the key is never made here)."""
+    ca = rt.authority().issuers[issuer]
+    certificate = _current(rt, issuer)
+    if certificate is None or _due(certificate, ca.certificate):
+        certificate = _certify(rt, issuer)
+    root = next(c for c in rt.chain() if c.subject == c.issuer)
+    return Responder(token_private_key(rt.session, key_label(rt, issuer)), certificate, (ca.certificate, root))
+
+
+def _records(session: Session, issuer: str) -> list[CertificateRecord]:
+    """The issued (not revoked) responder certificates of ``issuer``, oldest first."""
+    query = (
+        select(CertificateRecord)
+        .where(CertificateRecord.profile == PROFILE, CertificateRecord.issuer == issuer)
+        .where(CertificateRecord.status == "issued")
+        .order_by(col(CertificateRecord.id))
     )
-    issuer_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    crl_dp, aia = ext.distribution_extensions(rt.urls, issuer)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.certificate.subject)
-        .public_key(public)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(min(now + VALIDITY, ca.certificate.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(ext.key_usage(("digital_signature",)), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([CMC_RA, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)  # type: ignore[arg-type]
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
-        .add_extension(crl_dp, critical=False)
-        .add_extension(aia, critical=False)
-    )
-    certificate = lint_and_sign(builder, ca.signing, rt.linter)
-    row = CmpResponder(issuer=issuer, key_label=label, certificate_der=certificate.public_bytes(Encoding.DER),
-                       created_at=now)  # fmt: skip
+    return list(session.exec(query))
+
+
+def _current(rt: Runtime, issuer: str) -> x509.Certificate | None:
     with Session(rt.repo.engine) as session:
-        session.merge(row)
-        session.commit()
-    return row
+        records = _records(session, issuer)
+    if not records or records[-1].certificate_der is None:
+        return None
+    return x509.load_der_x509_certificate(records[-1].certificate_der)
+
+
+def _due(certificate: x509.Certificate, ca_certificate: x509.Certificate) -> bool:
+    """Within RENEW_BEFORE of its end, unless a new certificate could not end later (the CA's end caps both)."""
+    ends = certificate.not_valid_after_utc
+    return ends - RENEW_BEFORE <= datetime.now(UTC) and ends < ca_certificate.not_valid_after_utc
+
+
+def _spki_der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _certify(rt: Runtime, issuer: str) -> x509.Certificate:
+    """Issue a responder certificate for the token key (recorded and audited), then supersede the older ones."""
+    label = key_label(rt, issuer)
+    if not rt.session.has_key(label):
+        raise CaNotInitialised(f"the CMP responder key {label!r} of {issuer!r} is missing: run `koshin init`")
+    authority = rt.authority()
+    ca_name = authority.issuers[issuer].certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    names = ServerNames(dns=(), common_name=f"{ca_name!s} CMP responder")
+    public_key = load_der_public_key(rt.session.public_key_der(label))
+    prepared = prepare_server_certificate(authority, PROFILE, public_key, names, issuing_ca=issuer)  # type: ignore[arg-type]
+    certificate = authority.issue_prepared(prepared, rt.repo).certificate
+    _supersede_older(rt, issuer, certificate.serial_number)
+    return certificate
+
+
+def _supersede_older(rt: Runtime, issuer: str, newest: int) -> None:
+    """Revoke (superseded) the responder certificates of ``issuer`` recorded before ``newest``. When two workers
+    renew at once, the later one's certificate stays; revoking one already revoked is no error."""
+    from service.flows.revocation import revoke  # service.flows imports service.runtime, which imports this
+
+    with Session(rt.repo.engine) as session:
+        records = _records(session, issuer)
+    serials = [int(r.serial_hex, 16) for r in records]
+    if newest not in serials:
+        return  # superseded meanwhile by a newer one
+    for serial in serials[: serials.index(newest)]:
+        try:
+            revoke(rt, None, serial, "superseded")
+        except RevocationRefused:
+            continue

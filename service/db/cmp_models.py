@@ -1,7 +1,8 @@
-"""CMP (RFC 4210) state: transactions, used sender nonces and the CMP responder certificates.
+"""CMP (RFC 4210) state: transactions and used sender nonces.
 
 A transactionID is claimed once (its primary key) so a replayed or reused one is refused; a senderNonce is
-used once. Only public data is stored: the responder's private key lives on the token under ``key_label``.
+used once. The CMP responder certificates are ordinary rows of the certificate table (profile
+``cmp-responder``, one issuer each: service/cmp/responder.py); their keys live on the token.
 """
 
 from __future__ import annotations
@@ -29,15 +30,4 @@ class CmpNonce(SQLModel, table=True):
     __tablename__ = "cmp_nonce"
 
     nonce: str = Field(primary_key=True, max_length=128)  # hex of a senderNonce that was accepted once
-    created_at: datetime
-
-
-class CmpResponder(SQLModel, table=True):
-    """The certificate (EKU id-kp-cmcRA, issued by the issuing CA) that signs CMP responses for that CA."""
-
-    __tablename__ = "cmp_responder"
-
-    issuer: str = Field(primary_key=True, max_length=64)
-    key_label: str
-    certificate_der: bytes
     created_at: datetime

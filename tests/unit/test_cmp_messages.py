@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyasn1.codec.der import decoder
 from pyasn1_alt_modules import rfc9480
@@ -16,6 +19,7 @@ from service.cmp import messages
 from service.cmp.crmf import certificate_request
 from service.cmp.errors import FAIL_INFO, CmpRejected
 from service.cmp.protection import MacProtector, PbmParameters, verify_pbm
+from service.cmp.responder import _due
 
 SECRET = "correct-horse-battery"
 
@@ -97,3 +101,22 @@ def test_answers_to_unreadable_requests_are_well_formed() -> None:
     der = messages.response(None, "error", messages.error_body(CmpRejected("badDataFormat", "x")), None, None)
     answer, _ = decoder.decode(der, asn1Spec=rfc9480.PKIMessage())
     assert answer["body"].getName() == "error" and not answer["protection"].isValue
+
+
+def _certificate(key: ec.EllipticCurvePrivateKey, ends_in: timedelta) -> x509.Certificate:
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "x")])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + ends_in)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+
+
+def test_a_responder_is_renewed_within_30_days_of_its_end_unless_its_ca_ends_first() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate(key, timedelta(days=3000))
+    assert not _due(_certificate(key, timedelta(days=31)), ca)
+    assert _due(_certificate(key, timedelta(days=29)), ca)
+    assert _due(_certificate(key, timedelta(days=-1)), ca)  # expired: renewed as well
+    ending_ca = _certificate(key, timedelta(days=10))
+    capped = _certificate(key, timedelta(days=10))  # capped at its CA's end: a new one could not end later
+    assert not _due(capped, ending_ca)

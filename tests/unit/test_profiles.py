@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca.errors import ProfileInvalid, ProfileNotFound
+from ca.errors import ProfileInvalid, ProfileNotFound, ProfileViolation
 from ca.extensions import ServerNames, server_alt_names, server_subject
 from ca.profiles import PERSONAL_SOURCES, AssuranceLevel, load_profiles
 
@@ -130,8 +130,66 @@ def test_server_names_give_cn_and_alt_names() -> None:
     profile = load_profiles().server("tls-server")
     names = ServerNames(dns=("koshin.test",), ip=(ip_address("127.0.0.1"),))
     assert server_subject(profile, names).rfc4514_string() == "CN=koshin.test,O=koshin,C=JP"
-    assert list(server_alt_names(profile, names)) == [x509.DNSName("koshin.test"), x509.IPAddress(names.ip[0])]
+    alt_names = server_alt_names(profile, names)
+    assert alt_names is not None
+    assert list(alt_names) == [x509.DNSName("koshin.test"), x509.IPAddress(names.ip[0])]
     only_ip = ServerNames(dns=(), ip=(ip_address("::1"),))
     assert server_subject(profile, only_ip).rfc4514_string() == "CN=::1,O=koshin,C=JP"
     with pytest.raises(ValueError, match="at least one"):
         ServerNames(dns=())
+
+
+# -- the CMP responder: a server profile issued by each issuing CA, without subjectAltName ---------------------
+def test_cmp_responder_is_a_server_profile_of_every_issuing_ca_without_alt_names() -> None:
+    profiles = load_profiles()
+    responder = profiles.server("cmp-responder")
+    assert responder.issuing_cas == tuple(profiles.hierarchy.issuing) == ("signature", "user-authentication")
+    assert responder.subject_alt_name == () and responder.extended_key_usage == ("cmc_ra",)
+    assert responder.key_usage == ("digital_signature",)
+    assert responder.issuer("user-authentication") == "user-authentication"
+    with pytest.raises(ProfileViolation, match="name it"):
+        responder.issuer()
+    with pytest.raises(ProfileViolation, match="not issued by 'root'"):
+        responder.issuer("root")
+    assert profiles.server("tls-server").issuer() == "user-authentication"
+    with pytest.raises(ProfileViolation, match="not issued by 'signature'"):
+        profiles.server("tls-server").issuer("signature")
+    names = ServerNames(dns=(), common_name="koshin Signature CA CMP responder")
+    assert server_alt_names(responder, names) is None
+    assert server_subject(responder, names).rfc4514_string() == "CN=koshin Signature CA CMP responder,O=koshin,C=JP"
+    with pytest.raises(ValueError, match="stands for a server without"):
+        ServerNames(dns=("koshin.test",), common_name="x")
+
+
+def test_only_a_profile_that_states_no_alt_names_goes_without(tmp_path: Path) -> None:
+    base = _copy(tmp_path)
+    path = base / "certificate" / "tls-server.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("subject_alt_name: [dns_name, ip_address]\n", ""))
+    with pytest.raises(ProfileInvalid, match="subject_alt_name"):
+        load_profiles(base)  # omitted is not "none"
+    path.write_text(original.replace("subject_alt_name: [dns_name, ip_address]", "subject_alt_name: []"))
+    with pytest.raises(ProfileInvalid, match="serverAuth certificate needs subject_alt_name"):
+        load_profiles(base)
+    path.write_text(original)
+    responder = base / "certificate" / "cmp-responder.yaml"
+    text = responder.read_text()
+    responder.write_text(text.replace("issuing_ca: [signature, user-authentication]", "issuing_ca: [signature, tsa]"))
+    with pytest.raises(ProfileInvalid, match="'tsa' is not in hierarchy"):
+        load_profiles(base)
+    responder.write_text(
+        text.replace("issuing_ca: [signature, user-authentication]", "issuing_ca: [signature, signature]")
+    )
+    with pytest.raises(ProfileInvalid, match="one twice"):
+        load_profiles(base)
+    responder.write_text(text.replace("  - {attribute: CN, source: server_name}", "  - {attribute: OU, value: cmp}"))
+    with pytest.raises(ProfileInvalid, match="needs a CN"):
+        load_profiles(base)
+    responder.write_text(text.replace("[cmc_ra]", "[cmc_ra, server_auth]"))
+    with pytest.raises(ProfileInvalid, match="serverAuth"):
+        load_profiles(base)
+    holder = base / "certificate" / "user-authentication.yaml"
+    responder.write_text(text)
+    holder.write_text(holder.read_text().replace("[client_auth]", "[cmc_ra]"))
+    with pytest.raises(ProfileInvalid, match="extended_key_usage"):
+        load_profiles(base)  # holder profiles cannot name cmcRA
