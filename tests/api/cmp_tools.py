@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from hsm import admin
-from tests.integration.helpers import run
+from tests.api.live_fixture import Live
+from tests.integration.helpers import openssl, openssl_verify, run
 
 ENGINE_PATHS = ("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so", "/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so")
 LABEL = "cmp-holder"
@@ -92,3 +94,21 @@ class HolderToken:
         command = ["openssl", "cmp", "-server", server, "-path", f".well-known/cmp/p/{profile}",
                    "-engine", "pkcs11", "-keyform", "ENGINE", *args]  # fmt: skip
         return run(command, env=self.env, timeout=60)
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def ocsp_text(live: Live, ca: str, leaf: Path) -> str:
+    issuer = str(live.issuing_pem[ca])
+    result = run([openssl(), "ocsp", "-issuer", issuer, "-cert", str(leaf), "-url", f"{live.base_url}/ocsp/{ca}",
+                  "-CAfile", str(live.root_pem), "-verify_other", issuer, "-resp_text"], timeout=30)  # fmt: skip
+    assert result.returncode == 0 and "Response verify OK" in output(result), output(result)
+    return output(result)
+
+
+def verified(live: Live, ca: str, leaf: Path) -> x509.Certificate:
+    result = openssl_verify(leaf, live.root_pem, live.issuing_pem[ca])
+    assert result.returncode == 0 and f"{leaf}: OK" in result.stdout, output(result)
+    return x509.load_pem_x509_certificate(leaf.read_bytes())
