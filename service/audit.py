@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,18 +84,26 @@ def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> A
 
 @dataclass(frozen=True)
 class ChainReport:
+    """The verdict on the chain. ``problem`` names the first thing that does not hold; ``first_broken`` is the
+    record it concerns (None when the problem is a checkpoint's own). ``checkpoints`` were verified with the
+    audit key and cover the chain up to record ``anchored``."""
+
     records: int
     first_broken: int | None
     problem: str | None
+    checkpoints: int = 0
+    anchored: int = 0
 
     @property
     def intact(self) -> bool:
-        return self.first_broken is None
+        return self.problem is None
 
 
-def verify(session: Session) -> ChainReport:
-    """Recompute every hash in order; report the first record whose link or content does not hold."""
+def verify(session: Session, wanted: Collection[int] = (), found: dict[int, str] | None = None) -> ChainReport:
+    """Recompute every hash in order; report the first record whose link or content does not hold. The hashes
+    of the records numbered in ``wanted`` are put in ``found`` on the way (for the checkpoints)."""
     previous, expected_seq, count = GENESIS, 1, 0
+    want = set(wanted)
     for record in session.exec(select(AuditRecord).order_by(AuditRecord.seq)):  # type: ignore[arg-type]
         count += 1
         seq = record.seq or 0
@@ -104,6 +113,8 @@ def verify(session: Session) -> ChainReport:
             return ChainReport(count, seq, f"record {seq} does not link to record {seq - 1}")
         if record_hash(record) != record.hash:
             return ChainReport(count, seq, f"record {seq} was altered (its hash does not match its content)")
+        if found is not None and seq in want:
+            found[seq] = record.hash
         previous, expected_seq = record.hash, expected_seq + 1
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq != count or head.hash != previous):

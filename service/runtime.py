@@ -19,6 +19,7 @@ from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer
 from ca.profiles import ProfileSet, load_profiles
 from ca.tsa import TimeStampAuthority
 from hsm import TokenSession
+from service.audit_anchor import provision_audit_key
 from service.bootstrap import token_config
 from service.cmp.responder import provision_responders
 from service.db.models import CaRecord
@@ -110,6 +111,7 @@ class Runtime:
         """Run the key ceremony unless the hierarchy exists. Returns True when it created one. Either way, the
         CMP responders (keys and certificates) are provisioned once, before workers start."""
         self.session.hmac_sha256(self.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
+        provision_audit_key(self)  # the key that signs audit checkpoints, once; existing installations too
         if self.initialised():
             add_missing_tsa(self)  # hierarchies created before koshin had a TSA get one
             provision_responders(self)  # ... or a CMP responder certificate; due ones are renewed

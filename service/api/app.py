@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from service.api import problems
 from service.api.limits import BodyLimit
 from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
+from service.audit_schedule import start_checkpointer
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
@@ -22,10 +23,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or open_runtime(settings, create=settings.embedded)
         rt.init_hierarchy()
+        checkpointer = start_checkpointer(rt)  # signed audit checkpoints: start-up, schedule, shutdown
         app.state.runtime = rt
         try:
             yield
         finally:
+            checkpointer.stop()
             if runtime is None:
                 rt.close()
 

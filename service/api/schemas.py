@@ -213,6 +213,8 @@ class ChainOut(BaseModel):
     intact: bool
     first_broken: int | None
     problem: str | None
+    checkpoints: int  # signed checkpoints verified with the audit key
+    anchored_records: int  # records covered by the newest of them
 
 
 class HealthOut(BaseModel):

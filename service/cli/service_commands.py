@@ -1,4 +1,4 @@
-"""``koshin serve``, ``koshin actors add``, ``koshin registry import``, ``koshin audit verify``."""
+"""``koshin serve``, ``koshin actors add``, ``koshin registry import``, ``koshin audit`` (verify, checkpoint, key)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from pydantic import ValidationError
 
 from service.api.schemas import RegistryDocument
+from service.audit_anchor import audit_anchor, public_key_pem
+from service.audit_verification import verify_installation
 from service.cli.context import console, print_json, runtime
 from service.db.registry_models import Actor
 from service.flows.registry import import_registry
@@ -86,12 +89,67 @@ def import_file(path: Annotated[Path, typer.Argument(help="Registry JSON documen
 
 
 @audit.command("verify")
-def verify() -> None:
-    """Recompute the audit chain; report the first broken link (exit 1) or that it is intact."""
+def verify(
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            help="An off-host copy of checkpoints.jsonl to check (default: KOSHIN_HOME/audit/checkpoints.jsonl)."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="The pinned audit public key (PEM) instead of the token's (`koshin audit key`).")
+    ] = None,
+) -> None:
+    """Recompute the audit chain and check it against the signed checkpoints; report the first problem (exit 1)
+    or that it is intact."""
+    pinned = _pinned_key(key) if key else None
     with runtime() as rt:
-        report = rt.repo.verify_audit()
-    if report.intact:
-        console.print(f"audit chain intact: {report.records} records")
-        return
-    console.print(f"audit chain BROKEN at record {report.first_broken}: {report.problem}")
-    raise typer.Exit(1)
+        report = verify_installation(rt, checkpoints, pinned)
+    if not report.intact:
+        where = f" at record {report.first_broken}" if report.first_broken is not None else ""
+        console.print(f"audit chain BROKEN{where}: {report.problem}", markup=False)
+        raise typer.Exit(1)
+    console.print(f"audit chain intact: {report.records} records")
+    if report.checkpoints:
+        console.print(
+            f"{report.checkpoints} signed checkpoints verified; the newest covers {report.anchored} records",
+            markup=False,
+        )
+    else:
+        console.print("no signed checkpoints yet: run `koshin audit checkpoint`", markup=False)
+
+
+def _pinned_key(path: Path) -> bytes:
+    try:
+        public = load_pem_public_key(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a PEM public key: {exc}") from exc
+    return public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@audit.command("checkpoint")
+def checkpoint() -> None:
+    """Sign a checkpoint of the chain's head on the token, store it, append it to the checkpoint file and print
+    it (one JSON line, for publication)."""
+    with runtime() as rt:
+        made = audit_anchor(rt).checkpoint()
+    console.out(made.line(), highlight=False)
+
+
+@audit.command("checkpoints")
+def list_checkpoints(
+    after: Annotated[int, typer.Option(help="Only checkpoints numbered above this.")] = 0,
+) -> None:
+    """Print the stored checkpoints, oldest first, one JSON line each (the format of checkpoints.jsonl)."""
+    with runtime() as rt:
+        lines = [c.line() for c in audit_anchor(rt).stored(after)]
+    for line in lines:
+        console.out(line, highlight=False)
+
+
+@audit.command("key")
+def public_key() -> None:
+    """Print the audit public key (PEM): publish it, or pin it for `koshin audit verify --key`."""
+    with runtime() as rt:
+        spki_der = audit_anchor(rt).public_key_der()
+    console.out(public_key_pem(spki_der).decode().rstrip(), highlight=False)

@@ -1,4 +1,5 @@
-"""The audit chain: every state change appends a record holding the SHA-256 of its predecessor."""
+"""The audit chain: every state change appends a record holding the SHA-256 of its predecessor; checkpoints
+signed on the token anchor it."""
 
 from __future__ import annotations
 
@@ -31,3 +32,19 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement that the chain held ``records`` records ending in ``head_hash`` at ``at``: signed on
+    the token with the audit key, so a database writer can neither forge one nor rewind the chain past one."""
+
+    __tablename__ = "audit_checkpoint"
+
+    number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int
+    head_hash: str = Field(max_length=64)
+    records: int
+    at: datetime
+    prev: str = Field(max_length=64)  # SHA-256 of the previous checkpoint's signed statement
+    key_sha256: str = Field(max_length=64)  # SHA-256 of the audit key's SubjectPublicKeyInfo
+    signature: bytes

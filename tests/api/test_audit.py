@@ -1,7 +1,8 @@
 """The audit chain: state changes over the API leave ordered, attributed records; tampering is found.
 
 The read-side test drives the shared ``api`` runtime. The tamper tests edit the database directly, so they run
-on a fresh runtime and database of their own (per backend) and never touch the shared one.
+on a fresh runtime and database of their own (per backend) and never touch the shared one. Edits the hash chain
+itself shows come first; then what only the checkpoints signed on the token show (service/audit_verification.py).
 """
 
 from __future__ import annotations
@@ -12,23 +13,31 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from service.api.app import create_app
 from service.audit import record_hash
-from service.db.audit_models import AuditRecord
+from service.audit_anchor import audit_anchor
+from service.audit_checkpoint import Checkpoint, key_sha256
+from service.audit_verification import verify_installation
+from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from service.runtime import Runtime
 from tests.api.conftest import REGISTRY, Api, make_runtime
 from tests.conftest import SoftHsm, require_softhsm
 from tests.integration.helpers import run
+from tests.integration.test_audit_anchor import rewrite_chain_from
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 
@@ -103,7 +112,11 @@ def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -
     assert limited == page
 
     after = api.client.get("/v1/audit/verify", headers=api.as_("auditor")).json()
-    assert after == {"records": records[-1]["seq"], "intact": True, "first_broken": None, "problem": None}
+    assert (
+        after.items() >= {"records": records[-1]["seq"], "intact": True, "first_broken": None, "problem": None}.items()
+    )
+    assert after["checkpoints"] >= 1, after  # the start-up checkpoint of the app (service/audit_schedule.py)
+    assert 0 < after["anchored_records"] <= after["records"]
 
 
 # -- tampering, on a runtime and database of its own ------------------------------------------------------------
@@ -119,7 +132,7 @@ class Fresh:
         response = self.client.get("/v1/audit/verify", headers=self.auditor)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        report = self.runtime.repo.verify_audit()
+        report = verify_installation(self.runtime)  # the CLI's check: the same verdict
         assert (report.intact, report.first_broken, report.problem) == (
             body["intact"],
             body["first_broken"],
@@ -138,10 +151,19 @@ def fresh(softhsm: SoftHsm, tmp_path: Path, database_url: str) -> Iterator[Fresh
         with TestClient(create_app(runtime.settings, runtime=runtime), raise_server_exceptions=False) as client:
             operator = {"Authorization": f"Bearer {runtime.repo.add_actor('operator', 'ca_operator', None)[1]}"}
             auditor = {"Authorization": f"Bearer {runtime.repo.add_actor('auditor', 'auditor', None)[1]}"}
+            _wait_for_the_start_up_checkpoint(runtime)
             assert client.post("/v1/registry/import", json=REGISTRY, headers=operator).status_code == 200
             yield Fresh(runtime, client, auditor)
     finally:
         runtime.close()
+
+
+def _wait_for_the_start_up_checkpoint(runtime: Runtime) -> None:
+    """The app signs one when it starts, on a thread; waiting for it keeps the numbering below predictable."""
+    deadline = time.monotonic() + 30
+    while not audit_anchor(runtime).stored():
+        assert time.monotonic() < deadline, "no start-up checkpoint"
+        time.sleep(0.02)
 
 
 def _middle(fresh: Fresh) -> AuditRecord:
@@ -218,6 +240,98 @@ def test_a_truncated_tail_is_reported(fresh: Fresh) -> None:
     report = fresh.verify()
     assert report["intact"] is False and report["first_broken"] == last
     assert f"says {last} records" in report["problem"]
+
+
+# -- what only the signed checkpoints catch -------------------------------------------------------------------------
+
+
+def _anchored(fresh: Fresh) -> Checkpoint:
+    """A checkpoint of the current head, signed on the token; the chain verifies with it."""
+    made = audit_anchor(fresh.runtime).checkpoint()
+    report = fresh.verify()
+    assert report["intact"] and report["anchored_records"] == made.seq == report["records"], report
+    return made
+
+
+def _rewind(fresh: Fresh, keep: int) -> None:
+    with fresh.session() as session:
+        for seq in range(keep + 1, fresh.verify()["records"] + 1):
+            session.delete(session.get(AuditRecord, seq))
+        head, last = session.get(AuditHead, 1), session.get(AuditRecord, keep)
+        assert head is not None and last is not None
+        head.seq, head.hash = keep, last.hash
+        session.add(head)
+        session.commit()
+
+
+def _first_covering(fresh: Fresh, seq: int) -> Checkpoint:
+    """The oldest checkpoint that covers record ``seq`` (the app's start-up checkpoint may be older than ours)."""
+    return next(c for c in audit_anchor(fresh.runtime).stored() if c.seq >= seq)
+
+
+def test_a_deleted_tail_with_a_rewound_head_is_found(fresh: Fresh) -> None:
+    keep = _anchored(fresh).seq - 3
+    catches = _first_covering(fresh, keep + 1)
+    _rewind(fresh, keep)
+    assert fresh.runtime.repo.verify_audit().intact  # the hash chain alone: consistent, and wrong
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] == keep + 1
+    assert report["problem"].startswith(f"the chain ends at record {keep} but checkpoint {catches.number} (")
+    assert f"signed {catches.seq} records: records {keep + 1}-{catches.seq} were deleted" in report["problem"]
+
+
+def test_a_rewritten_chain_with_recomputed_hashes_is_found(fresh: Fresh) -> None:
+    start = _anchored(fresh).seq // 2
+    catches = _first_covering(fresh, start)
+    with fresh.session() as session:
+        rewrite_chain_from(session, start)
+    assert fresh.runtime.repo.verify_audit().intact
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] == catches.seq
+    assert report["problem"].startswith(f"record {catches.seq} is not the one checkpoint {catches.number} (")
+    assert "the chain was rewritten at or before record" in report["problem"]
+
+
+def test_a_forged_checkpoint_fails(fresh: Fresh) -> None:
+    made = _anchored(fresh)
+    keep = max(c.seq for c in audit_anchor(fresh.runtime).stored() if c.number < made.number)  # the start-up one
+    assert keep < made.seq
+    _rewind(fresh, keep)
+    with fresh.session() as session:  # the intruder makes the stored checkpoint agree with the shorter chain
+        row, last = session.get(AuditCheckpoint, made.number), session.get(AuditRecord, keep)
+        assert row is not None and last is not None
+        row.seq = row.records = keep
+        row.head_hash = last.hash
+        session.add(row)
+        session.commit()
+    report = fresh.verify()
+    assert report["intact"] is False and report["first_broken"] is None
+    assert report["problem"] == (
+        f"checkpoint {made.number}: the signature does not verify with the audit key (forged or altered)"
+    )
+
+    with fresh.session() as session:  # ... or signs it with a key of their own
+        session.delete(session.get(AuditCheckpoint, made.number))
+        session.commit()
+    own = ec.generate_private_key(ec.SECP256R1())
+    spki = own.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    unsigned = replace(made, seq=keep, records=keep, head_hash=last.hash, key_sha256=key_sha256(spki))
+    forged = replace(unsigned, signature=own.sign(unsigned.statement(), ec.ECDSA(hashes.SHA256())))
+    with fresh.session() as session:
+        session.add(forged.row())
+        session.commit()
+    assert "names another signing key" in fresh.verify()["problem"]
+
+
+def test_deleted_checkpoint_rows_are_caught_by_the_file(fresh: Fresh) -> None:
+    made = _anchored(fresh)
+    with fresh.session() as session:
+        session.delete(session.get(AuditCheckpoint, made.number))
+        session.commit()
+    report = fresh.verify()
+    assert report["intact"] is False
+    assert f"checkpoint {made.number} (" in report["problem"]
+    assert "is missing from the database: checkpoint rows were deleted" in report["problem"]
 
 
 # -- the operator command ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Which token the security suite inspects, and small helpers over raw python-pkcs11 objects.
 
 Default: the session SoftHSM token of tests/conftest.py, populated with a full CA hierarchy per key algorithm
-(labels ``sec-<alg>-...``) and one key generated directly (``sec-direct-p256``).
+(labels ``sec-<alg>-...``), one key generated directly (``sec-direct-p256``) and the audit-checkpoint key
+(``sec-audit``).
 
 External: set ``KOSHIN_SECURITY_PKCS11_MODULE``, ``KOSHIN_SECURITY_TOKEN_LABEL`` and
 ``KOSHIN_SECURITY_TOKEN_PIN`` or ``KOSHIN_SECURITY_TOKEN_PIN_FILE``; the suite then reads that token's
@@ -27,6 +28,7 @@ from ca.hierarchy import run_ceremony
 from ca.lint import PkixLinter
 from ca.profiles import load_profiles
 from hsm import KeyAlgorithm, TokenSession, admin
+from service.audit_anchor import ensure_audit_key
 
 ENV_MODULE = "KOSHIN_SECURITY_PKCS11_MODULE"
 ENV_LABEL = "KOSHIN_SECURITY_TOKEN_LABEL"
@@ -34,6 +36,7 @@ ENV_PIN = "KOSHIN_SECURITY_TOKEN_PIN"
 ENV_PIN_FILE = "KOSHIN_SECURITY_TOKEN_PIN_FILE"
 PREFIX = "sec-"
 DIRECT_KEY = f"{PREFIX}direct-p256"
+AUDIT_KEY = f"{PREFIX}audit"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def populate(session: TokenSession) -> None:
             run_ceremony(session, hierarchy, algorithm, urls, linter, label_prefix=prefix)
     if not session.has_key(DIRECT_KEY):
         session.generate_keypair(KeyAlgorithm.P256, DIRECT_KEY)
+    ensure_audit_key(session, AUDIT_KEY, KeyAlgorithm.P256)  # as Runtime.init_hierarchy makes it
 
 
 def describe(obj: Any) -> str:

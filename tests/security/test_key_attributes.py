@@ -40,7 +40,8 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from ca.hierarchy import key_label
 from ca.profiles import load_profiles
 from hsm import KeyAlgorithm, TokenSession
-from tests.security.target import DIRECT_KEY, PREFIX, Target, each_private_key, skip_or_fail
+from hsm.audit import audit_keys
+from tests.security.target import AUDIT_KEY, DIRECT_KEY, PREFIX, Target, each_private_key, skip_or_fail
 
 REQUIRED: dict[Attribute, bool] = {
     Attribute.SENSITIVE: True,
@@ -59,7 +60,7 @@ def _violations_report(violations: list[str]) -> str:
 
 def _expected_labels() -> set[str]:
     hierarchy = load_profiles().hierarchy
-    labels = {DIRECT_KEY}
+    labels = {DIRECT_KEY, AUDIT_KEY}
     for algorithm in KeyAlgorithm:
         prefix = f"{PREFIX}{algorithm.value}-"
         labels |= {key_label(prefix, "root", "root"), key_label(prefix, "tsa", "tsa")}
@@ -75,6 +76,16 @@ def test_target_has_private_keys(target: Target, target_session: TokenSession) -
     if not target.external:
         missing = _expected_labels() - labels
         assert not missing, f"the suite's own CA keys are missing from the SoftHSM token: {sorted(missing)}"
+
+
+def test_audit_checkpoint_key_passes_the_key_audit(target: Target, target_session: TokenSession) -> None:
+    """The key that signs audit checkpoints (service/audit_anchor.py) is made like every other: hsm.audit finds
+    nothing on either half."""
+    if target.external:
+        pytest.skip("the audit key's label on an external token depends on its installation's prefix")
+    entries = [e for e in audit_keys(target_session) if e.key.label == AUDIT_KEY]
+    assert sorted(e.key.object_class for e in entries) == ["PRIVATE_KEY", "PUBLIC_KEY"]
+    assert [e.violations for e in entries] == [(), ()]
 
 
 @pytest.mark.parametrize(("attribute", "wanted"), REQUIRED.items(), ids=[a.name for a in REQUIRED])

@@ -16,6 +16,7 @@ from ca.tsa import MAX_REQUEST_OCTETS, RequestMalformed, RequestUnsupported, fai
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
 from service.api.schemas import AuditOut, ChainOut
+from service.audit_verification import verify_installation
 from service.db.registry_models import Actor
 from service.errors import NotFound
 from service.policy.model import Role
@@ -112,7 +113,14 @@ def audit_records(rt: RuntimeDep, actor: Auditors, after: int = 0, limit: int = 
 
 @router.get("/v1/audit/verify", response_model=ChainOut, tags=["audit"])
 def audit_verify(rt: RuntimeDep, actor: Auditors) -> ChainOut:
-    report = rt.repo.verify_audit()
+    """Recompute the chain and check it against the checkpoints signed with the token's audit key, stored and
+    in ``KOSHIN_HOME/audit/checkpoints.jsonl``; ``problem`` names the first thing that does not hold."""
+    report = verify_installation(rt)
     return ChainOut(
-        records=report.records, intact=report.intact, first_broken=report.first_broken, problem=report.problem
+        records=report.records,
+        intact=report.intact,
+        first_broken=report.first_broken,
+        problem=report.problem,
+        checkpoints=report.checkpoints,
+        anchored_records=report.anchored,
     )

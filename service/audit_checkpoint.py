@@ -1,0 +1,151 @@
+"""Signed checkpoints of the audit chain: the value, the exact bytes the audit key signs, the published JSON line
+and the signature check (with ``cryptography``, from the public key alone).
+
+A checkpoint says "the chain held ``records`` records, the newest being record ``seq`` with hash ``hash``, at
+``at``". Checkpoints are numbered from 1 and each carries the SHA-256 of its predecessor's signed statement, so
+the stored series cannot lose a member in the middle unnoticed. The signed statement is a fixed context line
+followed by canonical JSON (sorted keys, no spaces), so an off-host verifier can rebuild it from a published
+line without koshin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from service.audit import GENESIS
+from service.db.audit_models import AuditCheckpoint
+from service.errors import ServiceError
+
+CONTEXT = b"koshin audit checkpoint v1\n"
+VERSION = 1
+
+
+class CheckpointMalformed(ServiceError):
+    """A published checkpoint line cannot be read."""
+
+
+def key_sha256(spki_der: bytes) -> str:
+    """The audit key's fingerprint: SHA-256 of its SubjectPublicKeyInfo DER, hex."""
+    return hashlib.sha256(spki_der).hexdigest()
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    number: int
+    seq: int
+    head_hash: str
+    records: int
+    at: datetime
+    prev: str
+    key_sha256: str
+    signature: bytes = b""
+
+    def fields(self) -> dict[str, Any]:
+        """What the signature covers."""
+        return {
+            "v": VERSION,
+            "number": self.number,
+            "seq": self.seq,
+            "hash": self.head_hash,
+            "records": self.records,
+            "at": _utc(self.at).isoformat(),
+            "prev": self.prev,
+            "key": self.key_sha256,
+        }
+
+    def statement(self) -> bytes:
+        """The exact bytes the audit key signs."""
+        return CONTEXT + json.dumps(self.fields(), sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> str:
+        """SHA-256 of the signed statement: the next checkpoint's ``prev``."""
+        return hashlib.sha256(self.statement()).hexdigest()
+
+    def line(self) -> str:
+        """The published form: one JSON object per line, the signature in ``sig`` (base64)."""
+        body = {**self.fields(), "sig": base64.b64encode(self.signature).decode()}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_line(cls, line: str) -> Checkpoint:
+        try:
+            body = json.loads(line)
+            if body.get("v") != VERSION:
+                raise CheckpointMalformed(f"unknown checkpoint version {body.get('v')!r}")
+            return cls(
+                number=int(body["number"]),
+                seq=int(body["seq"]),
+                head_hash=str(body["hash"]),
+                records=int(body["records"]),
+                at=_utc(datetime.fromisoformat(body["at"])),
+                prev=str(body["prev"]),
+                key_sha256=str(body["key"]),
+                signature=base64.b64decode(body["sig"], validate=True),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+            raise CheckpointMalformed(f"not a checkpoint: {exc}") from exc
+
+    @classmethod
+    def from_row(cls, row: AuditCheckpoint) -> Checkpoint:
+        return cls(
+            number=row.number,
+            seq=row.seq,
+            head_hash=row.head_hash,
+            records=row.records,
+            at=_utc(row.at),
+            prev=row.prev,
+            key_sha256=row.key_sha256,
+            signature=bytes(row.signature),
+        )
+
+    def row(self) -> AuditCheckpoint:
+        return AuditCheckpoint(
+            number=self.number,
+            seq=self.seq,
+            head_hash=self.head_hash,
+            records=self.records,
+            at=self.at,
+            prev=self.prev,
+            key_sha256=self.key_sha256,
+            signature=self.signature,
+        )
+
+
+def first_prev() -> str:
+    """The ``prev`` of checkpoint 1."""
+    return GENESIS
+
+
+def signature_valid(spki_der: bytes, checkpoint: Checkpoint) -> bool:
+    """Verify with the public key as the token signs (hsm.signing.default_scheme): RSA PKCS#1 v1.5 with
+    SHA-256; ECDSA with SHA-256 on P-256 and SHA-384 on P-384."""
+    try:
+        key = load_der_public_key(spki_der)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(checkpoint.signature, checkpoint.statement(), padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            digest = hashes.SHA384() if key.curve.key_size >= 384 else hashes.SHA256()
+            key.verify(checkpoint.signature, checkpoint.statement(), ec.ECDSA(digest))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
