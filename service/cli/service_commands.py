@@ -41,6 +41,7 @@ def serve(
     import uvicorn
 
     from service.api.app import create_app
+    from service.api.nodelay import NoDelayH11Protocol
 
     settings = Settings()
     if tls:
@@ -50,11 +51,19 @@ def serve(
         return
     console.print(f"koshin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs, /redoc)")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", http=NoDelayH11Protocol)
         return
     with runtime(create=True) as rt:  # initialise once, before the workers race to do it
         rt.init_hierarchy()
-    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, log_level="info", workers=workers)
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        workers=workers,
+        http=NoDelayH11Protocol,
+    )
 
 
 @actors.command("add")
