@@ -1,4 +1,4 @@
-"""Certificate revocation lists, built whole with cryptography and signed on the token."""
+"""Certificate revocation lists, built whole and signed on the token."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from cryptography import x509
 
 from ca.errors import CaError
-from ca.keyseam import signature_hash
 from ca.signing import SigningKey
 
 # RFC 5280 CRLReason names (as operators type them) -> cryptography's flags.
@@ -52,26 +51,9 @@ def build_crl(
     this_update: datetime,
     validity: timedelta,
 ) -> x509.CertificateRevocationList:
-    """A complete CRL. The revoked list goes to the builder whole: adding entries one by one is quadratic."""
-    revoked = []
-    for entry in entries:
-        item = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at)
-        if entry.reason is not x509.ReasonFlags.unspecified:
-            item = item.add_extension(x509.CRLReason(entry.reason), critical=False)
-        revoked.append(item.build())
-    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = x509.CertificateRevocationListBuilder(
-        issuer_name=issuer.subject,
-        last_update=this_update,
-        next_update=this_update + validity,
-        extensions=[
-            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
-            x509.Extension(
-                x509.AuthorityKeyIdentifier.oid,
-                False,
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-            ),
-        ],
-        revoked_certificates=revoked,
-    )
-    return builder.sign(signing.key, signature_hash(signing.algorithm))
+    """A complete CRL, its DER written by ``ca.crl_der`` (byte-for-byte what cryptography's builder makes, at a
+    fraction of the time and memory for a million entries) and signed on the token."""
+    from ca.crl_der import crl_der  # ca.crl_der needs RevokedEntry from here
+
+    der = crl_der(issuer, signing, entries, number, this_update, this_update + validity)
+    return x509.load_der_x509_crl(der)

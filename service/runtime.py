@@ -30,6 +30,9 @@ from service.flows.timestamping import add_missing_tsa, time_stamp_authority
 from service.policy.regime import Regime, load_regime
 from service.settings import Settings
 
+# A revocation timestamped this long before a CRL's thisUpdate was committed before the CRL read its entries.
+_COMMIT_MARGIN = timedelta(seconds=2)
+
 
 @dataclass
 class Runtime:
@@ -89,8 +92,12 @@ class Runtime:
         """The newest stored CRL of ``ca_name`` while it is valid; a fresh one otherwise."""
         stored = self.repo.latest_crl(ca_name)
         if stored is not None and utc(stored.next_update) > datetime.now(UTC):
-            newest = self.repo.last_revocation_at(ca_name)
-            if newest is None or newest <= utc(stored.this_update):
+            newest, this_update = self.repo.last_revocation_at(ca_name), utc(stored.this_update)
+            if newest is None or newest + _COMMIT_MARGIN < this_update:
+                return stored.crl_der
+            # Times are whole seconds: a revocation in (about) the CRL's own second may be missing from it.
+            listed = len(x509.load_der_x509_crl(stored.crl_der))
+            if newest <= this_update and listed == len(self.repo.revoked_entries(ca_name)):
                 return stored.crl_der
         return self.crl(ca_name).public_bytes(Encoding.DER)
 

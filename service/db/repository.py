@@ -10,11 +10,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Self
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, func, make_url
+from sqlalchemy import Engine, event, func, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -32,11 +32,23 @@ def make_engine(url: str) -> Engine:
     """Engine with the schema created. A SQLite file is created owner-only (mode 0600)."""
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
     database = make_url(url).database
-    if url.startswith("sqlite") and database and database != ":memory:":
-        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    file_backed = url.startswith("sqlite") and bool(database) and database != ":memory:"
+    if file_backed:
+        os.close(os.open(str(database), os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(url, connect_args=connect_args)
+    if file_backed:
+        event.listen(engine, "connect", _sqlite_wal)
     upgrade(engine)
     return engine
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead log, still synced on every commit: one fsync per commit instead of the rollback journal's
+    several (about 5x cheaper per commit), and readers no longer wait for a writer (several workers)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
 
 
 def utc(moment: datetime) -> datetime:

@@ -100,6 +100,6 @@ def issue_card(rt: Runtime, actor: Actor, item: CardIssueInput) -> CardIssueResu
     revoked: list[CertificateRecord] = []
     if old_card is not None:
         for record in predecessors.values():
-            revoked.append(revoke(rt, actor, int(record.serial_hex, 16), "superseded"))
+            revoked.append(revoke(rt, actor, int(record.serial_hex, 16), "superseded", publish=False))
         repo.set_card_status(old_card.number, "superseded")
     return CardIssueResult(card=rt.repo.card(card.number), issued=issued, revoked=revoked)

@@ -1,4 +1,11 @@
-"""Revocation and its registry triggers; every revocation regenerates the issuing CA's CRL."""
+"""Revocation and its registry triggers.
+
+A revocation made on its own (the API, an operator) publishes a fresh CRL at once. Revocations made in bulk
+as part of another operation (a card renewal superseding the old card's certificates) leave publication to
+the distribution point: ``Runtime.current_crl`` never serves a stored CRL that misses a revocation, and
+regenerates it on the next fetch. Regenerating the whole CRL on every revocation of a renewal wave would make
+the wave quadratic in the number of revoked entries.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,12 @@ from service.registry_rules import changed_basic_attributes
 from service.runtime import Runtime
 
 
-def revoke(rt: Runtime, actor: Actor | None, serial: int, reason: str) -> CertificateRecord:
+def revoke(rt: Runtime, actor: Actor | None, serial: int, reason: str, *, publish: bool = True) -> CertificateRecord:
+    """Revoke one certificate; with ``publish`` (the default) its issuer's CRL is regenerated at once."""
     repo = rt.repo if actor is None else rt.repo.acting(actor.name, actor.role)
     record = repo.revoke(serial, reason, datetime.now(UTC).replace(microsecond=0))
-    rt.crl(record.issuer)
+    if publish:
+        rt.crl(record.issuer)
     return record
 
 

@@ -1,0 +1,40 @@
+"""Scenario ``issue``: CA core issuance (CSR check, prepare, lint or not, token signature, store with its
+audit records), lint off and on, 1 and 2 worker processes, on the signature profile (the one with the most
+extensions: the holder's name, address, birth date and sex as otherNames)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ca.issuance import IssueRequest
+from ca.keycheck import load_csr
+from ca.profiles import AssuranceLevel
+from service.bench.context import BenchContext
+from service.bench.home import BenchHome
+from service.bench.setup import BENCH_HOLDER, holder_csr_pem
+from service.bench.workers import Operation, measure
+from service.runtime import open_runtime
+
+SCENARIO = "issue"
+
+
+def setup(params: dict[str, Any], index: int) -> Operation:
+    rt = open_runtime(BenchHome(params["home"]).settings(params["algorithm"], lint=params["lint"]))
+    authority = rt.authority()
+    csr_pem = holder_csr_pem().encode()
+
+    def op() -> None:
+        request = IssueRequest("signature", load_csr(csr_pem), BENCH_HOLDER, AssuranceLevel.IAL3)
+        authority.issue(request, rt.repo)
+
+    return Operation(op, rt.close)
+
+
+def run(ctx: BenchContext) -> None:
+    for algorithm in ctx.algorithms:
+        for lint in (False, True):
+            for workers in (1, 2):
+                params = {"home": ctx.home.root, "algorithm": algorithm, "lint": lint}
+                runs = measure(f"{__name__}:setup", params, workers, ctx.runs, seconds=ctx.seconds)
+                name = f"{algorithm} lint {'on' if lint else 'off'} w{workers}"
+                ctx.add_rates(SCENARIO, name, runs, algorithm=algorithm, lint=lint, workers=workers)

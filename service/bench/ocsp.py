@@ -1,0 +1,51 @@
+"""Scenario ``ocsp``: OCSP responses per second from the responder core with its status lookup in the
+database: freshly signed on the token (requests with a nonce) and pre-signed (nonce-less requests answered
+from ``ca.ocsp_cache`` while the response is inside its validity). One process each."""
+
+from __future__ import annotations
+
+from itertools import cycle
+from typing import Any
+
+from ca.issuance import IssueRequest
+from ca.keycheck import load_csr
+from ca.ocsp import ocsp_request_der
+from ca.ocsp_cache import CachedOcspResponder
+from ca.profiles import AssuranceLevel
+from service.bench.context import BenchContext
+from service.bench.home import BenchHome
+from service.bench.setup import BENCH_HOLDER, holder_csr_pem
+from service.bench.workers import Operation, measure
+from service.runtime import open_runtime
+
+SCENARIO = "ocsp"
+CERTIFICATES = 32
+
+
+def setup(params: dict[str, Any], index: int) -> Operation:
+    rt = open_runtime(BenchHome(params["home"]).settings(params["algorithm"], lint=False))
+    authority = rt.authority()
+    csr = load_csr(holder_csr_pem().encode())
+    issuer = authority.issuers[authority.profiles.profile("signature").issuing_ca].certificate
+    certs = [
+        authority.issue(IssueRequest("signature", csr, BENCH_HOLDER, AssuranceLevel.IAL3), rt.repo).certificate
+        for _ in range(CERTIFICATES)
+    ]
+    fresh = params["mode"] == "fresh"
+    requests = cycle([ocsp_request_der(c, issuer, nonce=fresh) for c in certs])
+    responder = rt.ocsp if fresh else CachedOcspResponder(rt.ocsp)
+    for _ in range(0 if fresh else CERTIFICATES):
+        responder.respond(next(requests))  # pre-sign
+
+    def op() -> None:
+        responder.respond(next(requests))
+
+    return Operation(op, rt.close)
+
+
+def run(ctx: BenchContext) -> None:
+    for algorithm in ctx.algorithms:
+        for mode in ("fresh", "cached"):
+            params = {"home": ctx.home.root, "algorithm": algorithm, "mode": mode}
+            runs = measure(f"{__name__}:setup", params, 1, ctx.runs, seconds=ctx.seconds)
+            ctx.add_rates(SCENARIO, f"{algorithm} {mode}", runs, algorithm=algorithm, mode=mode, workers=1)

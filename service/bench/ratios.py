@@ -1,0 +1,64 @@
+"""The targets of issue 6, each a ratio of two figures from the same run."""
+
+from __future__ import annotations
+
+from service.bench.context import BenchContext
+from service.bench.report import Ratio
+
+WAVE_TARGET_S = 600.0  # 50,066 renewals in at most 10 minutes
+WORKER_RSS_MIB = 250.0
+CRL_RSS_MIB = 1024.0
+
+
+def ratios(ctx: BenchContext) -> list[Ratio]:
+    found: list[Ratio] = []
+
+    def add(
+        name: str, num: tuple[str, str], den: tuple[str, str] | None, target: float, *, at_most: bool = False
+    ) -> None:
+        a = ctx.find(*num)
+        b = ctx.find(*den) if den else None
+        if a is None or (den is not None and b is None):
+            return
+        value = a.median / b.median if b is not None and b.median else a.median
+        found.append(Ratio(name, f"{num[0]}:{num[1]}", f"{den[0]}:{den[1]}" if den else "1", value, target, at_most))
+
+    for alg in ctx.algorithms:
+        floor = 0.8 if alg.startswith("rsa") else 0.5
+        for w in (1, 2):
+            add(
+                f"issue lint off vs token {alg} w{w}",
+                ("issue", f"{alg} lint off w{w}"),
+                ("token-sign", f"{alg} w{w}"),
+                floor,
+            )
+        for w in (1, 2):
+            add(
+                f"lint on vs lint off {alg} w{w}",
+                ("issue", f"{alg} lint on w{w}"),
+                ("issue", f"{alg} lint off w{w}"),
+                0.5,
+            )
+        for w in (1, 2):
+            add(
+                f"issue vs openssl loop {alg} x{w}",
+                ("issue", f"{alg} lint on w{w}"),
+                ("peer-openssl", f"{alg} loops{w}"),
+                10,
+            )
+        add(f"ocsp fresh vs token {alg}", ("ocsp", f"{alg} fresh"), ("token-sign", f"{alg} w1"), 0.6)
+        add(f"ocsp cached vs fresh {alg}", ("ocsp", f"{alg} cached"), ("ocsp", f"{alg} fresh"), 3)
+    add("rest vs cfssl p256 c2", ("rest", "p256 sqlite c2"), ("peer-cfssl", "p256 c2"), 1.0)
+    add("rest vs token rsa2048 w2", ("rest", "rsa2048 sqlite c2"), ("token-sign", "rsa2048 w2"), 0.6)
+    for r in ctx.results:
+        if r.scenario == "crl" and r.name.startswith("koshin ") and r.name.endswith(" time"):
+            size = r.name.split()[1]
+            add(
+                f"crl {size} vs openssl ca -gencrl", ("crl", r.name), ("crl", f"openssl {size} time"), 1.0, at_most=True
+            )
+            add(f"crl {size} peak RSS (MiB)", ("crl", f"koshin {size} peak RSS"), None, CRL_RSS_MIB, at_most=True)
+        if r.scenario == "wave" and r.name.endswith("projected 50,066 s"):
+            add(f"wave {r.name.split()[0]} 50,066 renewals (s)", ("wave", r.name), None, WAVE_TARGET_S, at_most=True)
+        if r.scenario == "rest" and r.name.endswith("worker RSS"):
+            add(f"service worker RSS {r.name.split()[0]} (MiB)", ("rest", r.name), None, WORKER_RSS_MIB, at_most=True)
+    return found
