@@ -25,7 +25,6 @@ from service.cmp.responder import provision_responders
 from service.db.models import CaRecord
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine, utc
-from service.errors import CertificateNotFound
 from service.flows.timestamping import add_missing_tsa, time_stamp_authority
 from service.policy.regime import Regime, load_regime
 from service.settings import Settings
@@ -74,11 +73,8 @@ class Runtime:
         return time_stamp_authority(self)
 
     def _status(self, issuer: str, serial: int) -> StatusAnswer:
-        try:
-            record = self.repo.certificate(serial)
-        except CertificateNotFound:
-            return StatusAnswer(CertStatusKind.UNKNOWN)
-        if record.issuer != issuer or record.status not in ("issued", "revoked"):
+        record = self.repo.certificate_status(serial)
+        if record is None or record.issuer != issuer or record.status not in ("issued", "revoked"):
             return StatusAnswer(CertStatusKind.UNKNOWN)
         if record.status == "revoked":
             return StatusAnswer(

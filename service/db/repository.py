@@ -14,7 +14,8 @@ from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, event, func, make_url
+from sqlalchemy import Engine, bindparam, event, func, make_url
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, select
 
@@ -26,6 +27,25 @@ from service.audit import AuditEntry, append
 from service.db.migrate import upgrade
 from service.db.models import CaRecord, CertificateRecord, CrlRecord
 from service.errors import CertificateNotFound, RevocationRefused
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    issuer: str
+    status: str
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    created_at: datetime
+
+
+_CERTIFICATES = CertificateRecord.__table__  # type: ignore[attr-defined]
+_STATUS_QUERY = core_select(
+    _CERTIFICATES.c.issuer,
+    _CERTIFICATES.c.status,
+    _CERTIFICATES.c.revoked_at,
+    _CERTIFICATES.c.revocation_reason,
+    _CERTIFICATES.c.created_at,
+).where(_CERTIFICATES.c.serial_hex == bindparam("serial"))
 
 
 def make_engine(url: str) -> Engine:
@@ -170,6 +190,13 @@ class Repository:
     def certificate(self, serial: int) -> CertificateRecord:
         with Session(self.engine) as session:
             return self._by_serial(session, serial)
+
+    def certificate_status(self, serial: int) -> CertificateStatus | None:
+        """What OCSP needs about one serial, or None: one indexed Core query, no ORM session (the ORM path
+        cost about 0.6 ms per OCSP response, more than the token's signature)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_STATUS_QUERY, {"serial": serial_hex(serial)}).first()
+        return None if row is None else CertificateStatus(*row)
 
     def certificates(self, status: str | None = None) -> list[CertificateRecord]:
         with Session(self.engine) as session:
