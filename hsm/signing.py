@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 
-from asn1crypto.algos import DSASignature
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import MGF, Mechanism
 from pkcs11.types import SignMixin
 
@@ -53,4 +53,5 @@ def sign_with(key: SignMixin, data: bytes, scheme: SignatureScheme) -> bytes:
         return bytes(key.sign(data, mechanism=mechanism, mechanism_param=params))
     digest = hashlib.new(scheme.hash_name, data).digest()
     raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
-    return bytes(DSASignature.from_p1363(raw).dump())
+    half = len(raw) // 2
+    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
