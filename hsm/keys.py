@@ -53,22 +53,9 @@ def private_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
 
 
 def mac_key_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
-    """A generic secret for HMAC on the token: it signs and verifies MACs and can never be read or moved."""
-    return {
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: True,
-        Attribute.SENSITIVE: True,
-        Attribute.EXTRACTABLE: False,
-        Attribute.SIGN: True,
-        Attribute.VERIFY: True,
-        Attribute.ENCRYPT: False,
-        Attribute.DECRYPT: False,
-        Attribute.WRAP: False,
-        Attribute.UNWRAP: False,
-        Attribute.DERIVE: False,
-        Attribute.LABEL: label,
-        Attribute.ID: key_id,
-    }
+    """A generic secret for HMAC on the token: the private template's rules (on the token, sensitive, never
+    extractable), plus VERIFY for checking MACs; it can never encrypt, wrap or be read."""
+    return private_template(label, key_id) | {Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False}
 
 
 def injectable_private_template(label: str, key_id: bytes) -> dict[Attribute, Any]:
