@@ -14,13 +14,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography import x509
 
 from hsm import admin
-from tests.api.live_fixture import Live
 from tests.integration.helpers import openssl, openssl_verify, run
+
+if TYPE_CHECKING:  # live_fixture imports the api conftest, which imports live_fixture: no runtime cycle
+    from tests.api.live_fixture import Live
 
 ENGINE_PATHS = ("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so", "/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so")
 LABEL = "cmp-holder"
