@@ -73,3 +73,7 @@ class OutsideJurisdiction(ServiceError):
 
 class EnrolmentSecretInvalid(ServiceError):
     """A protocol client (EST, CMP) presented an unknown proofing event or the wrong one-time secret."""
+
+
+class TlsRequired(ServiceError):
+    """An endpoint that receives a secret (EST simpleenroll's Basic auth) was called without TLS."""

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     policy: str = "current-2022"
     proofing_ttl_minutes: int = Field(default=30, gt=0, le=24 * 60)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    behind_tls: bool = False  # requests reach koshin through TLS: serve --tls sets it, or your own terminator
     audit_checkpoint_seconds: float = Field(default=300, ge=0)  # 0: no timer (start/stop still)
     audit_checkpoint_records: int = Field(default=1000, gt=0)
 

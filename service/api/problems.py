@@ -29,6 +29,7 @@ MEDIA_TYPE = "application/problem+json"
 PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.AuthenticationRequired, 401, "authentication-required", "Authentication required"),
     (svc.EnrolmentSecretInvalid, 401, "enrolment-secret-invalid", "Unknown proofing event or wrong one-time secret"),
+    (svc.TlsRequired, 403, "tls-required", "This endpoint is served over TLS only"),
     (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
     (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
     (svc.RequestTooLarge, 413, "request-too-large", "Request body too large"),

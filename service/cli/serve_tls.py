@@ -28,6 +28,8 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def serve_tls(settings: Settings, host: str, port: int, workers: int, names: Sequence[str]) -> None:
     import uvicorn
 
+    settings = settings.model_copy(update={"behind_tls": True})  # EST simpleenroll checks it
+    os.environ["KOSHIN_BEHIND_TLS"] = "true"  # the same for workers, which read their settings from the environment
     with runtime(create=True) as rt:  # initialise once, before any worker starts
         rt.init_hierarchy()
         credentials = ensure_credentials(rt, names)

@@ -61,6 +61,7 @@ def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPat
             ca_key_algorithm=KeyAlgorithm.P256,
             key_label_prefix="live-",
             public_base_url=f"http://127.0.0.1:{port}",
+            behind_tls=True,  # EST over plain HTTP here; tests/integration/test_tls.py runs it over real TLS
         )
         runtime = open_runtime(settings)
         runtime.init_hierarchy()

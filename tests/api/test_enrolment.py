@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -47,3 +51,20 @@ def test_mac_key_is_sensitive_and_never_extractable(api: Api) -> None:
     assert infos[0].attributes["SENSITIVE"] is True and infos[0].attributes["EXTRACTABLE"] is False
     assert infos[0].attributes["NEVER_EXTRACTABLE"] is True and infos[0].attributes["LOCAL"] is True
     assert audit_entry(infos[0]).violations == ()
+
+
+def test_est_simpleenroll_over_plain_http_is_refused_and_spends_nothing(api: Api) -> None:
+    """RFC 7030 3.2.3: Basic auth only under TLS. The in-process client speaks plain HTTP and the runtime is not
+    marked as behind a TLS terminator (serve --tls marks it; tests/integration/test_tls.py enrols over TLS)."""
+    resident = api.new_resident()
+    event = api.proof(resident).json()
+    csr_der = x509.load_pem_x509_csr(api.csr_pem.encode()).public_bytes(Encoding.DER)
+    basic = base64.b64encode(f"{event['id']}:{event['enrolment_secret']}".encode()).decode()
+    refused = api.client.post(
+        "/.well-known/est/simpleenroll",
+        content=base64.encodebytes(csr_der),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/pkcs10"},
+    )
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "/problems/tls-required" and "exposed" in refused.json()["detail"]
+    assert api.get(f"/v1/proofing-events/{event['id']}", "auditor").json()["used"] is False

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ca.errors import CsrInvalid
 from service.api.deps import RuntimeDep
-from service.errors import EnrolmentSecretInvalid
+from service.errors import EnrolmentSecretInvalid, TlsRequired
 from service.flows import est
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])
@@ -65,6 +65,12 @@ def _csrattrs(rt: RuntimeDep, label: str | None) -> Response:
 
 
 async def _simpleenroll(request: Request, rt: RuntimeDep, label: str | None) -> Response:
+    if not (rt.settings.behind_tls or request.url.scheme == "https"):  # RFC 7030 3.2.3: Basic auth only over TLS
+        raise TlsRequired(
+            "simpleenroll carries the one-time secret in HTTP Basic auth, so it is served over TLS only "
+            "(koshin serve --tls, or KOSHIN_BEHIND_TLS=true behind a TLS terminator of your own); "
+            "the secret just sent in clear should be treated as exposed"
+        )
     profile = est.profile_of(rt, label)
     event_id, secret = _basic_credentials(request)
     csr_der = _csr_der(await request.body())
