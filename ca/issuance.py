@@ -1,5 +1,6 @@
-"""Holder certificate issuance: prepare (check + build) -> lint a throwaway-signed copy -> record intent ->
-sign exactly the linted contents once on the token -> record the result.
+"""Holder certificate issuance in the CA core: prepare (check + build) -> lint a throwaway-signed copy -> sign
+exactly the linted contents once on the token. Recording the intent before the signature and the result after
+it is the service's issuance pipeline (service/flows/pipeline.py); the core holds no store.
 
 The subject and every extension come from the profile and the holder record, never from the CSR; the CSR
 contributes only its (verified, checked) public key.
@@ -10,22 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca import extensions as ext
-from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation, SerialCollision
+from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation
 from ca.holder import Holder
 from ca.keycheck import check_csr, check_public_key
 from ca.lint import LintReport, PkixLinter
 from ca.profiles import AssuranceLevel, CertificateProfile, ProfileSet
 from ca.signing import SigningKey, lint_copy, sign_linted
 from ca.validity import Validity, certificate_validity, jst_date
-
-SERIAL_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -80,15 +77,6 @@ class IssuanceIntent:
     linted: bool
 
 
-class IssuanceStore(Protocol):
-    def reserve(self, intent: IssuanceIntent) -> None:
-        """Record the intent; raise ``SerialCollision`` when the serial is taken."""
-
-    def complete(self, intent: IssuanceIntent, certificate_der: bytes) -> None: ...
-
-    def abandon(self, intent: IssuanceIntent, reason: str) -> None: ...
-
-
 @dataclass
 class PreparedCertificate:
     """A checked, linted certificate body, good for exactly one signature."""
@@ -98,13 +86,6 @@ class PreparedCertificate:
     linted_tbs: bytes | None
     lint: LintReport | None
     used: bool = field(default=False)
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    intent: IssuanceIntent
-    certificate: x509.Certificate
-    lint: LintReport | None
 
 
 def _refuse_ca_request(csr: x509.CertificateSigningRequest) -> None:
@@ -207,26 +188,10 @@ class CertificateAuthority:
             builder = builder.add_extension(alt_names, critical=False)
         return builder
 
-    def issue_prepared(self, prepared: PreparedCertificate, store: IssuanceStore) -> IssuedCertificate:
-        """Record the intent, sign once on the token, record the certificate. Nothing half-done survives."""
+    def sign(self, prepared: PreparedCertificate) -> x509.Certificate:
+        """Sign exactly the linted contents once on the issuer's token key. A prepared certificate signs once:
+        a second call (or one after a failed attempt) is refused before the token is touched."""
         if prepared.used:
             raise IssuanceRefused("this prepared certificate has already been signed or abandoned")
         prepared.used = True
-        intent = prepared.intent
-        store.reserve(intent)
-        try:
-            certificate = sign_linted(prepared.builder, self.issuers[intent.issuer].signing, prepared.linted_tbs)
-        except Exception as exc:
-            store.abandon(intent, f"{type(exc).__name__}: {exc}")
-            raise
-        store.complete(intent, certificate.public_bytes(Encoding.DER))
-        return IssuedCertificate(intent=intent, certificate=certificate, lint=prepared.lint)
-
-    def issue(self, request: IssueRequest, store: IssuanceStore) -> IssuedCertificate:
-        for _ in range(SERIAL_ATTEMPTS):
-            prepared = self.prepare(request)
-            try:
-                return self.issue_prepared(prepared, store)
-            except SerialCollision:
-                continue
-        raise IssuanceRefused(f"no free serial number after {SERIAL_ATTEMPTS} attempts")
+        return sign_linted(prepared.builder, self.issuers[prepared.intent.issuer].signing, prepared.linted_tbs)

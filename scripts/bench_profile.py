@@ -23,6 +23,7 @@ from ca.profiles import AssuranceLevel
 from ca.signing import lint_copy
 from service.bench.home import prepare
 from service.bench.setup import BENCH_HOLDER, MIYAZAKI, holder_csr_pem, init_hierarchy, seed_actors
+from service.flows.issuance import issue_for_operator
 from service.runtime import open_runtime
 
 
@@ -73,7 +74,7 @@ def main() -> None:
 
             def step(i: int) -> None:
                 request = IssueRequest("signature", load_csr(csr_pem), BENCH_HOLDER, AssuranceLevel.IAL3)
-                authority.issue(request, rt.repo)
+                issue_for_operator(rt, request)
 
         step(0)
         profiler = Profiler(interval=0.0005)

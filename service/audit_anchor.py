@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col, select
 
 from hsm import KeyAlgorithm, TokenSession
 from hsm.audit import audit_entry
 from hsm.signing import default_scheme
 from service.audit_checkpoint import Checkpoint, first_prev, key_sha256
-from service.db.audit_models import AuditCheckpoint, AuditHead
+from service.db.audit_store import AuditStore, CheckpointNumberTaken
 from service.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -110,7 +107,7 @@ class AuditAnchor:
 
     session: TokenSession
     label: str
-    engine: Engine
+    store: AuditStore
     file: Path
 
     def public_key_der(self) -> bytes:
@@ -122,9 +119,8 @@ class AuditAnchor:
 
     def pending(self) -> int:
         """Records appended since the newest checkpoint (two primary-key reads)."""
-        with Session(self.engine) as db:
-            head, last = db.get(AuditHead, 1), _last(db)
-        return (head.seq if head else 0) - (last.seq if last else 0)
+        position = self.store.audit_position()
+        return position.head_seq - (position.last.seq if position.last else 0)
 
     def checkpoint(self) -> Checkpoint:
         """Sign the current head (even when the newest checkpoint already covers it: a fresh time)."""
@@ -142,49 +138,41 @@ class AuditAnchor:
         fingerprint = key_sha256(self.public_key_der())
         scheme = default_scheme(self.session.algorithm_of(self.label))
         for attempt in range(_ATTEMPTS):
-            with Session(self.engine) as db:
-                head, last = db.get(AuditHead, 1), _last(db)
-                if head is None or head.seq == 0:
-                    return None
-                if last is not None and last.seq > head.seq:
-                    raise ChainRewound(
-                        f"the chain ends at record {head.seq} but checkpoint {last.number} signed {last.seq} records: "
-                        "not signing a rewound chain (run `koshin audit verify`)"
-                    )
-                if only_if_advanced and last is not None and last.seq == head.seq:
-                    return None
-                previous = Checkpoint.from_row(last) if last else None
-                unsigned = Checkpoint(
-                    number=previous.number + 1 if previous else 1,
-                    seq=head.seq,
-                    head_hash=head.hash,
-                    records=head.seq,  # sequence numbers are dense from 1 (service.audit.verify checks it)
-                    at=datetime.now(UTC).replace(microsecond=0),
-                    prev=previous.digest() if previous else first_prev(),
-                    key_sha256=fingerprint,
+            position = self.store.audit_position()
+            last = position.last
+            if position.head_seq == 0 or position.head_hash is None:
+                return None
+            if last is not None and last.seq > position.head_seq:
+                raise ChainRewound(
+                    f"the chain ends at record {position.head_seq} but checkpoint {last.number} signed {last.seq} "
+                    "records: not signing a rewound chain (run `koshin audit verify`)"
                 )
-                signed = replace(unsigned, signature=self.session.sign(self.label, unsigned.statement(), scheme))
-                db.add(signed.row())
-                try:
-                    db.commit()
-                except (IntegrityError, OperationalError):
-                    if attempt == _ATTEMPTS - 1:
-                        raise
-                    continue
+            if only_if_advanced and last is not None and last.seq == position.head_seq:
+                return None
+            previous = Checkpoint.from_row(last) if last else None
+            unsigned = Checkpoint(
+                number=previous.number + 1 if previous else 1,
+                seq=position.head_seq,
+                head_hash=position.head_hash,
+                records=position.head_seq,  # sequence numbers are dense from 1 (service.audit.verify checks it)
+                at=datetime.now(UTC).replace(microsecond=0),
+                prev=previous.digest() if previous else first_prev(),
+                key_sha256=fingerprint,
+            )
+            signed = replace(unsigned, signature=self.session.sign(self.label, unsigned.statement(), scheme))
+            try:
+                self.store.store_checkpoint(signed.row())
+            except CheckpointNumberTaken:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                continue
             append_line(self.file, signed.line())
             return signed
         raise AssertionError("unreachable")
 
     def stored(self, after: int = 0) -> list[Checkpoint]:
-        with Session(self.engine) as db:
-            rows = db.exec(select(AuditCheckpoint).where(col(AuditCheckpoint.number) > after)
-                           .order_by(col(AuditCheckpoint.number)))  # fmt: skip
-            return [Checkpoint.from_row(r) for r in rows]
-
-
-def _last(db: Session) -> AuditCheckpoint | None:
-    return db.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.number).desc()).limit(1)).first()
+        return [Checkpoint.from_row(r) for r in self.store.checkpoints(after)]
 
 
 def audit_anchor(rt: Runtime) -> AuditAnchor:
-    return AuditAnchor(rt.session, audit_key_label(rt), rt.repo.engine, audit_directory(rt) / "checkpoints.jsonl")
+    return AuditAnchor(rt.session, audit_key_label(rt), rt.repo, audit_directory(rt) / "checkpoints.jsonl")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from service.audit import GENESIS
+from service.db.audit_chain import GENESIS
 from service.db.audit_models import AuditCheckpoint
 from service.errors import ServiceError
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
-from service import audit
 from service.audit_anchor import audit_anchor
 from service.audit_checkpoint import Checkpoint, CheckpointMalformed, first_prev, key_sha256, signature_valid
+from service.db import audit_chain as audit
+from service.db.audit_store import AuditStore
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
@@ -117,14 +115,13 @@ def _copied(
 
 
 def verify_anchored(
-    engine: Engine, series: Sequence[Checkpoint], copies: Sequence[CopiedCheckpoint], spki_der: bytes | None
+    store: AuditStore, series: Sequence[Checkpoint], copies: Sequence[CopiedCheckpoint], spki_der: bytes | None
 ) -> audit.ChainReport:
     """The chain, the stored ``series`` and the file ``copies`` checked together; ``spki_der`` is the pinned
     audit public key (None: there is none, which is only fine while there are no checkpoints)."""
     wanted = {c.seq for c in series} | {c.checkpoint.seq for c in copies}
     hashes: dict[int, str] = {}
-    with Session(engine) as db:
-        chain = audit.verify(db, wanted, hashes)
+    chain = store.verify_chain(wanted, hashes)
     if not chain.intact or not (series or copies):
         return chain
     if spki_der is None:
@@ -148,6 +145,6 @@ def verify_installation(rt: Runtime, copy: Path | None = None, pinned_der: bytes
     try:
         copies = read_copy(path) if copy is not None or path.exists() else []
     except CheckpointMalformed as exc:  # a damaged copy is a finding, not a crash
-        report = verify_anchored(anchor.engine, anchor.stored(), [], spki_der)
+        report = verify_anchored(anchor.store, anchor.stored(), [], spki_der)
         return replace(report, problem=str(exc), checkpoints=0, anchored=0) if report.intact else report
-    return verify_anchored(anchor.engine, anchor.stored(), copies, spki_der)
+    return verify_anchored(anchor.store, anchor.stored(), copies, spki_der)

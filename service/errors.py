@@ -77,3 +77,20 @@ class EnrolmentSecretInvalid(ServiceError):
 
 class TlsRequired(ServiceError):
     """An endpoint that receives a secret (EST simpleenroll's Basic auth) was called without TLS."""
+
+
+class IssuanceInterrupted(ServiceError):
+    """An issuance's outcome could not be recorded as planned (reconciliation resolved its intents meanwhile);
+    nothing was delivered."""
+
+
+class ReplayRefused(ServiceError):
+    """A protocol message reuses what may be used once (a CMP transactionID or senderNonce)."""
+
+    def __init__(self, what: str, message: str) -> None:
+        self.what = what
+        super().__init__(message)
+
+
+class CrlUnavailable(ServiceError):
+    """No CRL of that CA is stored yet (publication runs at start-up and after revocations)."""

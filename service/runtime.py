@@ -1,36 +1,35 @@
-"""Everything an operator command needs, wired once: token session, database, profiles, the CA core."""
+"""The parts of one process, wired once: token session, database, profiles, policy regime, the CA core, the
+issuance pipeline, publication. A container, not a service: provisioning lives in service/provisioning.py,
+CRL and OCSP publication in service/publication/, issuance in service/flows/pipeline.py. Parts that need the
+stored hierarchy are built on first use and kept.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.crl import build_crl, reason_flag
 from ca.errors import CaNotInitialised
 from ca.extensions import CaUrls
-from ca.hierarchy import run_ceremony, signing_key
+from ca.hierarchy import TSA_NAME, signing_key
 from ca.issuance import CertificateAuthority, IssuingCa
 from ca.lint import PkixLinter
-from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer
+from ca.ocsp import OcspResponder
 from ca.profiles import ProfileSet, load_profiles
 from ca.tsa import TimeStampAuthority
 from hsm import TokenSession
-from service.audit_anchor import provision_audit_key
 from service.bootstrap import token_config
-from service.cmp.responder import provision_responders
 from service.db.models import CaRecord
 from service.db.registry_repo import RegistryRepository
-from service.db.repository import make_engine, utc
-from service.flows.timestamping import add_missing_tsa, time_stamp_authority
+from service.db.repository import make_engine
+from service.flows.pipeline import Pipeline, Publisher
 from service.policy.regime import Regime, load_regime
+from service.publication.crl import CrlIssuer, CrlPublication, ImmediatePublisher
+from service.publication.ocsp import ocsp_responder
 from service.settings import Settings
-
-# A revocation timestamped this long before a CRL's thisUpdate was committed before the CRL read its entries.
-_COMMIT_MARGIN = timedelta(seconds=2)
 
 
 @dataclass
@@ -40,6 +39,7 @@ class Runtime:
     repo: RegistryRepository
     profiles: ProfileSet
     urls: CaUrls
+    publisher: Publisher | None = None  # the service's background CRL publisher; None: publish immediately
     _authority: CertificateAuthority | None = field(default=None, init=False)
 
     def close(self) -> None:
@@ -53,83 +53,17 @@ class Runtime:
         return load_regime(self.settings.policy, directory)
 
     @cached_property
-    def ocsp(self) -> OcspResponder:
-        issuers = []
-        for record in self.ca_records("issuing"):
-            responder = self.ca_record(record.name, "ocsp")
-            issuers.append(
-                OcspIssuer(
-                    name=record.name,
-                    ca_certificate=x509.load_der_x509_certificate(record.certificate_der),
-                    responder_certificate=x509.load_der_x509_certificate(responder.certificate_der),
-                    responder_key=signing_key(self.session, responder.key_label),
-                )
-            )
-        return OcspResponder(issuers, self._status)
-
-    @cached_property
-    def tsa(self) -> TimeStampAuthority:
-        """The RFC 3161 time-stamp authority (POST /tsa), its key on the token."""
-        return time_stamp_authority(self)
-
-    def _status(self, issuer: str, serial: int) -> StatusAnswer:
-        record = self.repo.certificate_status(serial)
-        if record is None or record.issuer != issuer or record.status not in ("issued", "revoked"):
-            return StatusAnswer(CertStatusKind.UNKNOWN)
-        if record.status == "revoked":
-            return StatusAnswer(
-                CertStatusKind.REVOKED,
-                revoked_at=utc(record.revoked_at or record.created_at),
-                reason=reason_flag(record.revocation_reason or "unspecified"),
-            )
-        return StatusAnswer(CertStatusKind.GOOD)
-
-    def current_crl(self, ca_name: str) -> bytes:
-        """The newest stored CRL of ``ca_name`` while it is valid; a fresh one otherwise."""
-        stored = self.repo.latest_crl(ca_name)
-        if stored is not None and utc(stored.next_update) > datetime.now(UTC):
-            newest, this_update = self.repo.last_revocation_at(ca_name), utc(stored.this_update)
-            if newest is None or newest + _COMMIT_MARGIN < this_update:
-                return stored.crl_der
-            # Times are whole seconds: a revocation in (about) the CRL's own second may be missing from it.
-            listed = len(x509.load_der_x509_crl(stored.crl_der))
-            if newest <= this_update and listed == len(self.repo.revoked_entries(ca_name)):
-                return stored.crl_der
-        return self.crl(ca_name).public_bytes(Encoding.DER)
-
-    @cached_property
     def linter(self) -> PkixLinter | None:
         return PkixLinter() if self.settings.lint else None
-
-    # -- hierarchy ---------------------------------------------------------------------------------------
-    def initialised(self) -> bool:
-        return bool(self.repo.ca_records())
 
     @property
     def enrolment_mac_label(self) -> str:
         """The token's generic secret that derives one-time enrolment secrets (service/flows/enrolment.py)."""
         return f"{self.settings.key_label_prefix}enrolment-mac"
 
-    def init_hierarchy(self) -> bool:
-        """Run the key ceremony unless the hierarchy exists. Returns True when it created one. Either way, the
-        CMP responders (keys and certificates) are provisioned once, before workers start."""
-        self.session.hmac_sha256(self.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
-        provision_audit_key(self)  # the key that signs audit checkpoints, once; existing installations too
-        if self.initialised():
-            add_missing_tsa(self)  # hierarchies created before koshin had a TSA get one
-            provision_responders(self)  # ... or a CMP responder certificate; due ones are renewed
-            return False
-        materials = run_ceremony(
-            self.session,
-            self.profiles.hierarchy,
-            self.settings.ca_key_algorithm,
-            self.urls,
-            self.linter,
-            label_prefix=self.settings.key_label_prefix,
-        )
-        self.repo.save_ca_materials(materials)
-        provision_responders(self)
-        return True
+    # -- the stored hierarchy ----------------------------------------------------------------------------
+    def initialised(self) -> bool:
+        return bool(self.repo.ca_records())
 
     def ca_records(self, role: str | None = None) -> list[CaRecord]:
         records = self.repo.ca_records()
@@ -151,36 +85,52 @@ class Runtime:
             if r.role in ("root", "issuing")
         ]
 
-    # -- issuance and revocation -------------------------------------------------------------------------
+    # -- parts built from it -----------------------------------------------------------------------------
     def authority(self) -> CertificateAuthority:
         if self._authority is None:
             issuers = {
-                r.name: IssuingCa(
-                    r.name,
-                    x509.load_der_x509_certificate(r.certificate_der),
-                    signing_key(self.session, r.key_label),
-                )
+                r.name: IssuingCa(r.name, x509.load_der_x509_certificate(r.certificate_der),
+                                  signing_key(self.session, r.key_label))
                 for r in self.ca_records("issuing")
-            }
+            }  # fmt: skip
             self._authority = CertificateAuthority(self.profiles, issuers, self.urls, self.linter)
         return self._authority
 
-    def crl(self, ca_name: str) -> x509.CertificateRevocationList:
-        """A fresh complete CRL for an issuing CA (or the root), stored and returned."""
-        role = "root" if ca_name == "root" else "issuing"
-        record = self.ca_record(ca_name, role)
-        number = self.repo.next_crl_number(ca_name)
-        entries = self.repo.revoked_entries(ca_name) if role == "issuing" else []
-        crl = build_crl(
-            x509.load_der_x509_certificate(record.certificate_der),
-            signing_key(self.session, record.key_label),
-            entries,
-            number,
-            datetime.now(UTC).replace(microsecond=0),
-            timedelta(hours=self.profiles.hierarchy.crl_validity_hours),
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.authority(), self.repo, self.crl_publisher())
+
+    def crl_publisher(self) -> Publisher:
+        return self.publisher if self.publisher is not None else ImmediatePublisher(self.crl_publication)
+
+    @cached_property
+    def crl_publication(self) -> CrlPublication:
+        issuers = {
+            r.name: CrlIssuer(r.name, x509.load_der_x509_certificate(r.certificate_der),
+                              signing_key(self.session, r.key_label))
+            for r in self.ca_records() if r.role in ("root", "issuing")
+        }  # fmt: skip
+        return CrlPublication(self.repo, issuers, timedelta(hours=self.profiles.hierarchy.crl_validity_hours))
+
+    @cached_property
+    def ocsp(self) -> OcspResponder:
+        return ocsp_responder(self.repo, self.session, self.ca_records())
+
+    @cached_property
+    def tsa(self) -> TimeStampAuthority:
+        """The RFC 3161 time-stamp authority (POST /tsa), its key on the token."""
+        spec = self.profiles.hierarchy.tsa
+        if spec is None:
+            raise CaNotInitialised("this CA hierarchy declares no time-stamp authority (profiles/hierarchy.yaml: tsa)")
+        record = self.ca_record(TSA_NAME, "tsa")
+        certificate = x509.load_der_x509_certificate(record.certificate_der)
+        issuers = [x509.load_der_x509_certificate(r.certificate_der) for r in self.ca_records("issuing")]
+        return TimeStampAuthority(
+            certificate=certificate,
+            key=signing_key(self.session, record.key_label),
+            policy=spec.policy,
+            accuracy_seconds=spec.accuracy_seconds,
+            chain=tuple(c for c in issuers if c.subject == certificate.issuer),
         )
-        self.repo.save_crl(ca_name, number, crl)
-        return crl
 
 
 def open_runtime(settings: Settings, *, create: bool = False) -> Runtime:

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from ca.extensions import ServerNames
 from ca.server import prepare_server_certificate
 from hsm import KeyAlgorithm
+from service.db.issuance_store import Spend
 from service.errors import CertificateNotFound, ConfigurationError
-from service.flows.revocation import revoke
+from service.flows.pipeline import PROVISIONING, Order, Plan
 from service.runtime import Runtime
 
 PROFILE = "tls-server"
@@ -113,31 +114,21 @@ def ensure_credentials(rt: Runtime, extra_names: Sequence[str] = ()) -> TlsCrede
     if _reusable(rt, chain, spki_der, names, issuer):
         return TlsCredentials(key_uri, chain, x509.load_pem_x509_certificates(chain.read_bytes())[0], reused=True)
     public_key = load_der_public_key(spki_der)
-    authority = rt.authority()
-    prepared = prepare_server_certificate(authority, PROFILE, public_key, names)  # type: ignore[arg-type]
-    issued = authority.issue_prepared(prepared, rt.repo)
-    previous = _stored_serial(chain)
+    order = Order(lambda ca: prepare_server_certificate(ca, PROFILE, public_key, names))  # type: ignore[arg-type]
+    previous = _replaced(rt, chain)
+    issued = rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,), supersede=previous)).only
     chain.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staged = chain.with_suffix(".pem.new")
     staged.write_bytes(issued.certificate.public_bytes(Encoding.PEM) + issuer.public_bytes(Encoding.PEM))
     staged.replace(chain)
-    if previous is not None:
-        _supersede(rt, previous)
     return TlsCredentials(key_uri, chain, issued.certificate, reused=False)
 
 
-def _stored_serial(chain: Path) -> int | None:
+def _replaced(rt: Runtime, chain: Path) -> tuple[int, ...]:
+    """The stored server certificate, to be revoked (superseded) by the new one when this CA issued it."""
     try:
-        return x509.load_pem_x509_certificates(chain.read_bytes())[0].serial_number
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _supersede(rt: Runtime, serial: int) -> None:
-    """The replaced server certificate is revoked (superseded) when this CA still lists it as issued."""
-    try:
+        serial = x509.load_pem_x509_certificates(chain.read_bytes())[0].serial_number
         record = rt.repo.certificate(serial)
-    except CertificateNotFound:
-        return
-    if record.status == "issued" and record.profile == PROFILE:
-        revoke(rt, None, serial, "superseded")
+    except (OSError, ValueError, IndexError, CertificateNotFound):
+        return ()
+    return (serial,) if record.profile == PROFILE else ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +12,13 @@ from service.api import problems
 from service.api.limits import BodyLimit
 from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
 from service.audit_schedule import start_checkpointer
+from service.flows.reconciliation import reconcile
+from service.provisioning import provision
+from service.publication.crl import BackgroundPublisher
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
+
+log = logging.getLogger("koshin.api")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -22,12 +28,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or open_runtime(settings, create=settings.embedded)
-        rt.init_hierarchy()
+        provision(rt)  # start-up only: nothing is provisioned inside a request
+        for record in reconcile(rt):
+            log.warning("reconciled pending intent %s (%s): recorded revoked", record.serial_hex, record.profile)
+        publisher = BackgroundPublisher(rt.crl_publication, settings.crl_coalesce_seconds, settings.crl_check_seconds,
+                                        maintenance=lambda: reconcile(rt))  # fmt: skip
+        rt.publisher = publisher
+        publisher.start()
         checkpointer = start_checkpointer(rt)  # signed audit checkpoints: start-up, schedule, shutdown
         app.state.runtime = rt
         try:
             yield
         finally:
+            publisher.stop()  # publishes what is still marked
+            rt.publisher = None
             checkpointer.stop()
             if runtime is None:
                 rt.close()

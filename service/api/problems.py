@@ -40,6 +40,8 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.ProofingEventUnusable, 409, "proofing-event-unusable", "Proofing event cannot be used"),
     (svc.RevocationRefused, 409, "revocation-refused", "Certificate cannot be revoked"),
     (svc.ConfigurationError, 503, "configuration", "Service misconfigured"),
+    (svc.CrlUnavailable, 503, "crl-unavailable", "No CRL published yet"),
+    (svc.IssuanceInterrupted, 503, "issuance-interrupted", "Issuance interrupted; nothing was delivered"),
     (ca_errors.CsrInvalid, 400, "csr-invalid", "Certificate signing request refused"),
     (ca_errors.HolderInvalid, 400, "holder-invalid", "Holder record invalid"),
     (ca_errors.ProfileNotFound, 400, "unknown-profile", "Unknown certificate profile"),

@@ -1,6 +1,7 @@
-"""Scenario ``issue``: CA core issuance (CSR check, prepare, lint or not, token signature, store with its
-audit records), lint off and on, 1 and 2 worker processes, on the signature profile (the one with the most
-extensions: the holder's name, address, birth date and sex as otherNames)."""
+"""Scenario ``issue``: issuance through the pipeline as the operator (CSR check, prepare, lint or not, the intent
+transaction, token signature, the outcome transaction, each with its audit records), lint off and on, 1 and 2
+worker processes, on the signature profile (the one with the most extensions: the holder's name, address,
+birth date and sex as otherNames)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from service.bench.context import BenchContext
 from service.bench.home import BenchHome
 from service.bench.setup import BENCH_HOLDER, holder_csr_pem
 from service.bench.workers import Operation, measure
+from service.flows.issuance import issue_for_operator
 from service.runtime import open_runtime
 
 SCENARIO = "issue"
@@ -20,12 +22,11 @@ SCENARIO = "issue"
 
 def setup(params: dict[str, Any], index: int) -> Operation:
     rt = open_runtime(BenchHome(params["home"]).settings(params["algorithm"], lint=params["lint"]))
-    authority = rt.authority()
     csr_pem = holder_csr_pem().encode()
 
     def op() -> None:
         request = IssueRequest("signature", load_csr(csr_pem), BENCH_HOLDER, AssuranceLevel.IAL3)
-        authority.issue(request, rt.repo)
+        issue_for_operator(rt, request)
 
     return Operation(op, rt.close)
 

@@ -16,6 +16,7 @@ from service.bench.context import BenchContext
 from service.bench.home import BenchHome
 from service.bench.setup import BENCH_HOLDER, holder_csr_pem
 from service.bench.workers import Operation, measure
+from service.flows.issuance import issue_for_operator
 from service.runtime import open_runtime
 
 SCENARIO = "ocsp"
@@ -28,7 +29,7 @@ def setup(params: dict[str, Any], index: int) -> Operation:
     csr = load_csr(holder_csr_pem().encode())
     issuer = authority.issuers[authority.profiles.profile("signature").issuing_ca].certificate
     certs = [
-        authority.issue(IssueRequest("signature", csr, BENCH_HOLDER, AssuranceLevel.IAL3), rt.repo).certificate
+        issue_for_operator(rt, IssueRequest("signature", csr, BENCH_HOLDER, AssuranceLevel.IAL3)).certificate
         for _ in range(CERTIFICATES)
     ]
     fresh = params["mode"] == "fresh"

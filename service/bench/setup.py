@@ -13,6 +13,7 @@ from cryptography.x509.oid import NameOID
 
 from ca.holder import Holder
 from service.bench.home import BenchHome
+from service.provisioning import provision
 from service.runtime import open_runtime
 
 
@@ -22,7 +23,7 @@ def init_hierarchy(params: dict[str, Any]) -> list[str]:
     settings = home.settings(params["algorithm"], database_url=params.get("database_url"), prefix=params["prefix"])
     rt = open_runtime(settings)
     try:
-        rt.init_hierarchy()
+        provision(rt)
         return [r.name for r in rt.ca_records()]
     finally:
         rt.close()
@@ -56,7 +57,7 @@ def seed_actors(params: dict[str, Any]) -> dict[str, str]:
     settings = home.settings(params["algorithm"], database_url=params.get("database_url"), prefix=params["prefix"])
     rt = open_runtime(settings)
     try:
-        rt.init_hierarchy()
+        provision(rt)
         rt.repo.upsert_municipality(MIYAZAKI, "宮崎市", "宮崎県", True)
         _, staff = rt.repo.add_actor(f"bench-staff-{params.get('tag', '')}", "municipal_staff", MIYAZAKI)
         _, operator = rt.repo.add_actor(f"bench-operator-{params.get('tag', '')}", "ca_operator", None)

@@ -1,14 +1,13 @@
-"""``koshin ca ...``: chain, issue, revoke, crl, list."""
+"""``koshin ca ...``: chain, issue, revoke, crl, reconcile, list."""
 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from rich.table import Table
 
@@ -18,6 +17,9 @@ from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
 from service.cli.context import console, print_json, runtime
+from service.flows.issuance import issue_for_operator
+from service.flows.reconciliation import reconcile as reconcile_pending
+from service.flows.revocation import revoke as revoke_certificate
 from service.registry_rules import parse_serial
 
 app = typer.Typer(no_args_is_help=True, help="Operate the CA hierarchy.")
@@ -66,7 +68,7 @@ def issue(
         assurance=assurance,
     )
     with runtime() as rt:
-        issued = rt.authority().issue(request, rt.repo)
+        issued = issue_for_operator(rt, request)
     pem = issued.certificate.public_bytes(Encoding.PEM)
     if out is None:
         console.out(pem.decode(), end="")
@@ -85,11 +87,14 @@ def revoke(
     serial: Annotated[str, typer.Argument(help="Serial number in hex, as `koshin ca list` prints it.")],
     reason: Annotated[Reason, typer.Option(help="RFC 5280 CRLReason.")],
 ) -> None:
-    """Revoke a holder certificate; it appears on the issuing CA's next CRL."""
+    """Revoke a holder certificate; the issuing CA's CRL is published before the command returns."""
     number = parse_serial(serial)
     with runtime() as rt:
-        record = rt.repo.revoke(number, str(reason.value), datetime.now(UTC).replace(microsecond=0))
+        record = revoke_certificate(rt, rt.repo.who, number, str(reason.value))
+        latest = rt.repo.latest_crl(record.issuer)
     console.print(f"revoked {record.serial_hex} ({record.revocation_reason}) at {record.revoked_at}")
+    if latest is not None:
+        console.print(f"CRL #{latest.number} of {record.issuer} lists {latest.entries} revoked certificates")
 
 
 @app.command()
@@ -97,14 +102,41 @@ def crl(
     ca: Annotated[CrlIssuer, typer.Option(help="Which CA signs the CRL.")],
     out: Annotated[Path | None, typer.Option(help="Write the DER CRL here (default: KOSHIN_HOME/crl/).")] = None,
 ) -> None:
-    """Generate and sign a complete CRL on the token (DER)."""
+    """Publish a fresh complete CRL, signed on the token under the publication lock (the next number), and write
+    it (DER)."""
     with runtime() as rt:
-        revocation_list = rt.crl(ca.value)
+        rt.crl_publication.publish(ca.value, force=True)
+        stored = rt.repo.latest_crl(ca.value)
         target = out or rt.settings.home / "crl" / f"{ca.value}.crl"
+    assert stored is not None  # noqa: S101 - just published
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(revocation_list.public_bytes(Encoding.DER))
-    number = revocation_list.extensions.get_extension_for_class(x509.CRLNumber)
-    console.print(f"CRL #{number.value.crl_number} of {ca.value}: {len(revocation_list)} entries -> {target}")
+    target.write_bytes(stored.crl_der)
+    console.print(f"CRL #{stored.number} of {ca.value}: {stored.entries} entries -> {target}")
+
+
+@app.command()
+def reconcile(
+    grace_seconds: Annotated[
+        float | None, typer.Option(min=0, help="Only intents older than this (default KOSHIN_RECONCILE_GRACE_SECONDS).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Resolve certificate intents a crash left pending: each is recorded revoked (cessationOfOperation), so the
+    CRL lists it and OCSP answers revoked; its authorisation stays spent. Prints what it did."""
+    with runtime() as rt:
+        grace = timedelta(seconds=grace_seconds) if grace_seconds is not None else None
+        found = reconcile_pending(rt, grace)
+    rows = [{"serial": r.serial_hex, "issuer": r.issuer, "profile": r.profile, "intent_at": r.created_at,
+             "proofing_event": r.proofing_event_id, "status": r.status, "reason": r.revocation_reason}
+            for r in found]  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no pending intents to reconcile")
+    for row in rows:
+        console.print(f"reconciled {row['serial']} ({row['profile']}, intent {row['intent_at']}): revoked, "
+                      f"{row['reason']}")  # fmt: skip
 
 
 @app.command("list")

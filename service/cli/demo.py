@@ -18,6 +18,7 @@ from ca.keyseam import signature_hash, token_private_key
 from ca.profiles import AssuranceLevel
 from hsm import KeyAlgorithm
 from service.cli.context import console, runtime
+from service.flows.issuance import issue_for_operator
 from service.runtime import Runtime
 
 SAMPLE_HOLDER = Holder(
@@ -63,7 +64,7 @@ def demo() -> None:
         console.print(_hierarchy_tree(rt))
         csr = sample_csr(rt)
         for profile in rt.profiles.profiles:
-            issued = rt.authority().issue(IssueRequest(profile, csr, SAMPLE_HOLDER, AssuranceLevel.IAL3), rt.repo)
+            issued = issue_for_operator(rt, IssueRequest(profile, csr, SAMPLE_HOLDER, AssuranceLevel.IAL3))
             cert, intent = issued.certificate, issued.intent
             console.print(f"\n[bold]sample {profile}[/] serial {intent.serial:040x}")
             console.print(f"  subject  {cert.subject.rfc4514_string()}")

@@ -24,6 +24,7 @@ from service.cli.context import console, errors, runtime
 from service.clients.station import ServiceRefused
 from service.errors import ServiceError
 from service.policy.errors import PolicyError
+from service.provisioning import provision
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -54,7 +55,7 @@ def init() -> None:
     """Create the embedded token (if needed), the CA hierarchy and the database. A second run changes nothing."""
     with runtime(create=True) as rt:
         before = {(r.role, r.name) for r in rt.repo.ca_records()}
-        created = rt.init_hierarchy()
+        created = provision(rt)
         added = sorted(f"{name} ({role})" for role, name in {(r.role, r.name) for r in rt.ca_records()} - before)
         verb = "already present, nothing changed"
         if created or added:

@@ -12,6 +12,7 @@ from types import FrameType
 from service.bootstrap import token_config
 from service.cli.context import console, runtime
 from service.errors import ConfigurationError
+from service.provisioning import provision
 from service.settings import Settings
 from service.stunnel import StunnelSpec, Terminator
 from service.tls import ensure_credentials
@@ -31,7 +32,7 @@ def serve_tls(settings: Settings, host: str, port: int, workers: int, names: Seq
     settings = settings.model_copy(update={"behind_tls": True})  # EST simpleenroll checks it
     os.environ["KOSHIN_BEHIND_TLS"] = "true"  # the same for workers, which read their settings from the environment
     with runtime(create=True) as rt:  # initialise once, before any worker starts
-        rt.init_hierarchy()
+        provision(rt)
         credentials = ensure_credentials(rt, names)
     token = token_config(settings, create=False)
     directory = settings.home / "tls" / "run"

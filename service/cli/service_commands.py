@@ -16,8 +16,10 @@ from service.audit_anchor import audit_anchor, public_key_pem
 from service.audit_verification import verify_installation
 from service.cli.context import console, print_json, runtime
 from service.db.registry_models import Actor
+from service.flows.reconciliation import reconcile
 from service.flows.registry import import_registry
 from service.policy.model import Role
+from service.provisioning import provision
 from service.settings import Settings
 
 actors = typer.Typer(no_args_is_help=True, help="Manage API actors and their tokens.")
@@ -54,7 +56,8 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", http=NoDelayH11Protocol)
         return
     with runtime(create=True) as rt:  # initialise once, before the workers race to do it
-        rt.init_hierarchy()
+        provision(rt)
+        reconcile(rt)
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,

@@ -35,6 +35,7 @@ from service.clients.station import ServiceRefused, Station, call
 from service.policy.engine import decide
 from service.policy.model import Channel, Evidence, HolderState, Operation, PolicyRequest, Role
 from service.policy.regime import load_regime
+from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
 
@@ -92,7 +93,7 @@ def story(
     make(kind="card", name=card_name)
     make(kind="phone", name=phone_name)
     rt = open_runtime(Settings())
-    rt.init_hierarchy()
+    provision(rt)
     tokens = {"ca_operator": rt.repo.add_actor(f"demo-operator-{run_id}", "ca_operator", None)[1]}
     server = None
     if url is None:

@@ -51,7 +51,7 @@ def _issued(rt: Runtime, message: Any, body_name: str, body: Any, serial: int) -
     answer's senderNonce as recipNonce."""
     granted = messages.implicit_confirm_asked(message)
     nonce = None if granted else secrets.token_bytes(16)
-    transactions.finish(rt, messages.transaction_id(message), "confirmed" if granted else "waiting",
+    transactions.finish(rt.repo, messages.transaction_id(message), "confirmed" if granted else "waiting",
                         f"{serial:040x}", nonce)  # fmt: skip
     return Reply(body_name, body, granted, nonce)
 
@@ -59,8 +59,9 @@ def _issued(rt: Runtime, message: Any, body_name: str, body: Any, serial: int) -
 def initial_request(rt: Runtime, profile: str, message: Any, requester: Requester) -> Reply:
     if requester.event is None:
         raise CmpRejected("notAuthorized", "ir is MAC-protected with the one-time secret of a proofing event")
-    transactions.claim(rt, messages.transaction_id(message), profile, "ir", requester.sender)
-    transactions.use_nonce(rt, messages.sender_nonce(message))
+    transactions.claim(
+        rt.repo, messages.transaction_id(message), messages.sender_nonce(message), profile, "ir", requester.sender
+    )
     request = certificate_request(message["body"]["ir"])
     event = requester.event
     resident = rt.repo.resident_by_id(event.resident_id)
@@ -84,8 +85,9 @@ def key_update(rt: Runtime, profile: str, message: Any, requester: Requester) ->
         raise CmpRejected("certRevoked", f"the certificate was revoked ({record.revocation_reason})")
     if record.status != "issued":
         raise CmpRejected("badCertId", f"the certificate is {record.status}")
-    transactions.claim(rt, messages.transaction_id(message), profile, "kur", requester.sender)
-    transactions.use_nonce(rt, messages.sender_nonce(message))
+    transactions.claim(
+        rt.repo, messages.transaction_id(message), messages.sender_nonce(message), profile, "kur", requester.sender
+    )
     request = certificate_request(message["body"]["kur"])
     if request.old_serial is not None and f"{request.old_serial:040x}" != record.serial_hex:
         raise CmpRejected("badCertId", "oldCertID names another certificate than the signer's")
@@ -130,18 +132,19 @@ def revocation(rt: Runtime, profile: str, message: Any, requester: Requester) ->
         raise CmpRejected("wrongAuthority", f"the certificate is a {record.profile} certificate, not {profile}")
     if record.status == "revoked":
         raise CmpRejected("certRevoked", f"the certificate is already revoked ({record.revocation_reason})")
-    transactions.claim(rt, messages.transaction_id(message), profile, "rr", requester.sender)
-    transactions.use_nonce(rt, messages.sender_nonce(message))
+    transactions.claim(
+        rt.repo, messages.transaction_id(message), messages.sender_nonce(message), profile, "rr", requester.sender
+    )
     reason = _reason(message)
     revoke_on_request(rt, record, reason)
-    transactions.finish(rt, messages.transaction_id(message), "done", record.serial_hex)
+    transactions.finish(rt.repo, messages.transaction_id(message), "done", record.serial_hex)
     return Reply("rp", messages.rev_rep())
 
 
 def certificate_confirmation(rt: Runtime, profile: str, message: Any, requester: Requester) -> Reply:
     transaction_id = messages.transaction_id(message)
-    transactions.use_nonce(rt, messages.sender_nonce(message))
-    transaction = transactions.find(rt, transaction_id)
+    transactions.use_nonce(rt.repo, messages.sender_nonce(message), transaction_id)
+    transaction = transactions.find(rt.repo, transaction_id)
     if transaction is None or transaction.kind not in ("ir", "kur") or transaction.profile != profile:
         raise CmpRejected("badRequest", "certConf for no certificate transaction of this profile")
     if transaction.sender != requester.sender:
@@ -161,7 +164,7 @@ def certificate_confirmation(rt: Runtime, profile: str, message: Any, requester:
         raise CmpRejected("badCertId", "certHash does not match the certificate issued in this transaction")
     if status["statusInfo"].isValue and int(status["statusInfo"]["status"]) == 2:  # rejection
         return _rejected(rt, transaction_id, record.serial_hex)
-    transactions.finish(rt, transaction_id, "confirmed")
+    transactions.finish(rt.repo, transaction_id, "confirmed")
     return Reply("pkiconf", messages.pki_conf())
 
 
@@ -180,14 +183,20 @@ def _cert_hash(certificate: x509.Certificate, status: Any) -> bytes:
 def _rejected(rt: Runtime, transaction_id: bytes, serial_hex: str) -> Reply:
     """The holder refused the certificate: it is revoked (cessationOfOperation) and never used."""
     revoke(rt, None, int(serial_hex, 16), "cessationOfOperation")
-    transactions.finish(rt, transaction_id, "rejected")
+    transactions.finish(rt.repo, transaction_id, "rejected")
     return Reply("pkiconf", messages.pki_conf())
 
 
 def general(rt: Runtime, profile: str, message: Any, requester: Requester | None) -> Reply:
     """genm: the CA certificates (id-it-caCerts, also for an empty genm); other infoTypes come back empty."""
-    transactions.claim(rt, messages.transaction_id(message), profile, "genm", requester.sender if requester else "-")
-    transactions.use_nonce(rt, messages.sender_nonce(message))
+    transactions.claim(
+        rt.repo,
+        messages.transaction_id(message),
+        messages.sender_nonce(message),
+        profile,
+        "genm",
+        requester.sender if requester else "-",
+    )
     asked = [itav["infoType"] for itav in message["body"]["genm"]] or [ID_IT_CA_CERTS]
     body = rfc9480.PKIBody()["genp"]
     for info_type in asked:
@@ -201,5 +210,5 @@ def general(rt: Runtime, profile: str, message: Any, requester: Requester | None
                 certs.append(messages.to_cmp_certificate(certificate))
             itav["infoValue"] = encoder.encode(certs)
         body.append(itav)
-    transactions.finish(rt, messages.transaction_id(message), "done")
+    transactions.finish(rt.repo, messages.transaction_id(message), "done")
     return Reply("genp", body)

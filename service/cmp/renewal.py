@@ -14,41 +14,31 @@ CMP is authenticated by the holder's own key, so it acts as the holder's app: th
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
-import uuid
-from datetime import UTC, datetime
-
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from sqlmodel import Session, select
 
-from ca.issuance import IssuedCertificate, IssueRequest
+from ca.errors import CaNotInitialised
+from ca.issuance import IssueRequest
 from service.cmp.errors import CmpRejected
+from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Spend
 from service.db.models import CertificateRecord
-from service.db.registry_models import Actor, ProofingEvent, Resident
-from service.db.repository import IssuanceMeta, utc
-from service.flows.issuance import BoundStore, holder_of
-from service.flows.phone import decide_online
+from service.db.registry_models import Actor
+from service.db.repository import utc
+from service.flows.issuance import card_end, holder_of
+from service.flows.phone import decide_online, online_proofing
+from service.flows.pipeline import IssuedCertificate, Order, Plan
 from service.flows.revocation import revoke
-from service.policy.model import Channel, Evidence, Operation
+from service.policy.model import Evidence, Operation
 from service.runtime import Runtime
 
-ACTOR_NAME = "cmp"
+ACTOR_NAME, ACTOR_ROLE = "cmp", "holder_app"
 
 
 def cmp_actor(rt: Runtime) -> Actor:
-    """The inactive holder_app actor CMP acts as; made once. Its token digest is of a value nobody holds."""
-    with Session(rt.repo.engine) as session:
-        actor = session.exec(select(Actor).where(Actor.name == ACTOR_NAME, Actor.role == "holder_app")).first()
-        if actor is None:
-            digest = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-            actor = Actor(name=ACTOR_NAME, role="holder_app", token_sha256=digest, active=False,
-                          created_at=datetime.now(UTC))  # fmt: skip
-            session.add(actor)
-            session.commit()
-            session.refresh(actor)
-        return actor
+    """The inactive holder_app actor CMP acts as, made at provisioning (it cannot log in)."""
+    actor = rt.repo.find_actor(ACTOR_NAME, ACTOR_ROLE)
+    if actor is None:
+        raise CaNotInitialised("the CMP actor is missing: run `koshin init` (or restart the service)")
+    return actor
 
 
 def is_phone(record: CertificateRecord) -> bool:
@@ -66,42 +56,30 @@ def evidence_of(record: CertificateRecord) -> frozenset[Evidence]:
     return frozenset({Evidence.DERIVED_CERTIFICATE, *device})
 
 
-def _resident(rt: Runtime, record: CertificateRecord) -> Resident:
+def _context(rt: Runtime, record: CertificateRecord) -> IssuanceContext:
     if record.resident_id is None:
         raise CmpRejected("notAuthorized", "the certificate is not bound to a resident")
-    return rt.repo.resident_by_id(record.resident_id)
+    return rt.repo.issuance_context(ContextQuery(resident_id=record.resident_id))
 
 
 def rekey(rt: Runtime, record: CertificateRecord, public_key: CertificatePublicKeyTypes) -> IssuedCertificate:
-    """A new certificate for a new key, from the current one; the current one is then revoked as superseded."""
-    actor, resident = cmp_actor(rt), _resident(rt, record)
+    """A new certificate for a new key, from the current one; the current one is revoked as superseded in the
+    same outcome transaction."""
+    actor, ctx = cmp_actor(rt), _context(rt, record)
     operation = Operation.PHONE_CERT_ISSUE if is_phone(record) else Operation.CERT_RENEW
     evidence = evidence_of(record)
-    repo, decision, assurance = decide_online(rt, actor, resident, evidence, operation)
-    card = rt.repo.card_by_id(record.card_id) if record.card_id is not None else None
-    card_expires = datetime.combine(card.expires_on, datetime.min.time(), UTC) if card else None
-    request = IssueRequest(record.profile, None, holder_of(rt, resident, card_expires), assurance,
+    who, decision, assurance = decide_online(rt, actor, ctx, evidence, operation)
+    resident = ctx.holder()
+    request = IssueRequest(record.profile, None, holder_of(ctx, card_end(ctx.card_by_id(record.card_id))), assurance,
                            predecessor_not_after=utc(record.not_after), requested_key=public_key)  # fmt: skip
-    prepared = rt.authority().prepare(request)
-    now = datetime.now(UTC).replace(microsecond=0)
-    event = repo.record_proofing(
-        ProofingEvent(
-            id=str(uuid.uuid4()), actor_id=actor.id or 0, resident_id=resident.id or 0, operation=operation.value,
-            channel=Channel.ONLINE_SIGN_CERT.value, evidence=json.dumps(sorted(e.value for e in evidence)),
-            regime=decision.regime, rule_id=decision.rule_id, assurance_level=str(decision.assurance),
-            policy_oid=str(decision.policy_oid), conditions=json.dumps(list(decision.conditions)),
-            created_at=now, expires_at=now, used_at=now,
-        )
-    )  # fmt: skip
-    meta = IssuanceMeta(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
-                        proofing_event_id=event.id, replaces_serial=record.serial_hex,
-                        key_origin=record.key_origin)  # fmt: skip
-    issued = rt.authority().issue_prepared(prepared, BoundStore(repo, meta))
-    revoke(rt, actor, int(record.serial_hex, 16), "superseded")
-    return issued
+    binding = Binding(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
+                      replaces_serial=record.serial_hex, key_origin=record.key_origin)  # fmt: skip
+    event = online_proofing(actor, resident, decision, evidence, operation)
+    plan = Plan(who, Spend(new_event=event), (Order.holder(request, binding),), supersede=(int(record.serial_hex, 16),))
+    return rt.pipeline().issue(plan).only
 
 
 def revoke_on_request(rt: Runtime, record: CertificateRecord, reason: str) -> CertificateRecord:
     actor = cmp_actor(rt)
-    decide_online(rt, actor, _resident(rt, record), evidence_of(record), Operation.REVOKE)
-    return revoke(rt, actor, int(record.serial_hex, 16), reason)
+    who, _, _ = decide_online(rt, actor, _context(rt, record), evidence_of(record), Operation.REVOKE)
+    return revoke(rt, who, int(record.serial_hex, 16), reason)

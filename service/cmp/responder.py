@@ -3,16 +3,17 @@ digitalSignature, no subjectAltName) issued by that CA, which signs CMP response
 (RFC 9483 §3.1: a PKI management entity protects with a certificate whose EKU is cmcRA or cmcCA).
 
 The issuing CA's own key keeps to keyCertSign/cRLSign, and the OCSP signer's to OCSP, so neither signs CMP
-messages. ``provision_responders`` makes the key pairs and their certificates in ``Runtime.init_hierarchy``
-(``koshin init`` and every start, before any worker): workers never generate keys. The certificates go through
-``CertificateAuthority.issue_prepared`` like every other (intent recorded before the token signs, audited,
-answered by koshin's OCSP responder). A certificate is renewed, for the same key, within 30 days of its end,
-and the one it replaces is revoked as superseded. Clients trust it through the hierarchy
-(``openssl cmp -trusted root.pem``).
+messages. ``provision_responders`` makes the key pairs and their certificates at provisioning (``koshin init``
+and every start, before any worker serves): requests only read the current certificate (``responder``) and
+never issue one. The certificates go through the issuance pipeline like every other (intent recorded before
+the token signs, audited, answered by koshin's OCSP responder). A certificate is renewed, for the same key,
+within 30 days of its end, at the next start; the one it replaces is revoked as superseded in the same
+transaction. Clients trust it through the hierarchy (``openssl cmp -trusted root.pem``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -20,18 +21,18 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 from cryptography.x509.oid import NameOID
-from sqlmodel import Session, col, select
 
 from ca.errors import CaNotInitialised
 from ca.extensions import ServerNames
 from ca.keyseam import TokenPrivateKey, token_private_key
 from ca.server import prepare_server_certificate
-from service.db.models import CertificateRecord
-from service.errors import RevocationRefused
+from service.db.issuance_store import Spend
+from service.flows.pipeline import PROVISIONING, Order, Plan
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
+log = logging.getLogger("koshin.cmp")
 PROFILE = "cmp-responder"
 RENEW_BEFORE = timedelta(days=30)
 
@@ -66,29 +67,21 @@ def provision_responders(rt: Runtime) -> list[x509.Certificate]:
 
 
 def responder(rt: Runtime, issuer: str) -> Responder:
-    """The responder of ``issuer``; its certificate is renewed first when due (the key is never made here)."""
+    """The responder of ``issuer``, as provisioned. A request never issues one: a certificate due for renewal
+    is still used (and renewed at the next start); a missing or expired one is CaNotInitialised."""
     ca = rt.authority().issuers[issuer]
     certificate = _current(rt, issuer)
-    if certificate is None or _due(certificate, ca.certificate):
-        certificate = _certify(rt, issuer)
+    if certificate is None or certificate.not_valid_after_utc <= datetime.now(UTC):
+        raise CaNotInitialised(f"the CMP responder of {issuer!r} has no current certificate: run `koshin init`")
+    if _due(certificate, ca.certificate):
+        log.warning("the CMP responder certificate of %s ends %s: restart or run `koshin init` to renew it",
+                    issuer, certificate.not_valid_after_utc)  # fmt: skip
     root = next(c for c in rt.chain() if c.subject == c.issuer)
     return Responder(token_private_key(rt.session, key_label(rt, issuer)), certificate, (ca.certificate, root))
 
 
-def _records(session: Session, issuer: str) -> list[CertificateRecord]:
-    """The issued (not revoked) responder certificates of ``issuer``, oldest first."""
-    query = (
-        select(CertificateRecord)
-        .where(CertificateRecord.profile == PROFILE, CertificateRecord.issuer == issuer)
-        .where(CertificateRecord.status == "issued")
-        .order_by(col(CertificateRecord.id))
-    )
-    return list(session.exec(query))
-
-
 def _current(rt: Runtime, issuer: str) -> x509.Certificate | None:
-    with Session(rt.repo.engine) as session:
-        records = _records(session, issuer)
+    records = [r for r in rt.repo.certificates("issued", PROFILE) if r.issuer == issuer]
     if not records or records[-1].certificate_der is None:
         return None
     return x509.load_der_x509_certificate(records[-1].certificate_der)
@@ -105,7 +98,8 @@ def _spki_der(certificate: x509.Certificate) -> bytes:
 
 
 def _certify(rt: Runtime, issuer: str) -> x509.Certificate:
-    """Issue a responder certificate for the token key (recorded and audited), then supersede the older ones."""
+    """Issue a responder certificate for the token key through the pipeline; the older ones of ``issuer`` are
+    superseded in its outcome transaction."""
     label = key_label(rt, issuer)
     if not rt.session.has_key(label):
         raise CaNotInitialised(f"the CMP responder key {label!r} of {issuer!r} is missing: run `koshin init`")
@@ -113,24 +107,6 @@ def _certify(rt: Runtime, issuer: str) -> x509.Certificate:
     ca_name = authority.issuers[issuer].certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     names = ServerNames(dns=(), common_name=f"{ca_name!s} CMP responder")
     public_key = load_der_public_key(rt.session.public_key_der(label))
-    prepared = prepare_server_certificate(authority, PROFILE, public_key, names, issuing_ca=issuer)  # type: ignore[arg-type]
-    certificate = authority.issue_prepared(prepared, rt.repo).certificate
-    _supersede_older(rt, issuer, certificate.serial_number)
-    return certificate
-
-
-def _supersede_older(rt: Runtime, issuer: str, newest: int) -> None:
-    """Revoke (superseded) the responder certificates of ``issuer`` recorded before ``newest``. When two workers
-    renew at once, the later one's certificate stays; revoking one already revoked is no error."""
-    from service.flows.revocation import revoke  # service.flows imports service.runtime, which imports this
-
-    with Session(rt.repo.engine) as session:
-        records = _records(session, issuer)
-    serials = [int(r.serial_hex, 16) for r in records]
-    if newest not in serials:
-        return  # superseded meanwhile by a newer one
-    for serial in serials[: serials.index(newest)]:
-        try:
-            revoke(rt, None, serial, "superseded")
-        except RevocationRefused:
-            continue
+    older = tuple(int(r.serial_hex, 16) for r in rt.repo.certificates("issued", PROFILE) if r.issuer == issuer)
+    order = Order(lambda ca: prepare_server_certificate(ca, PROFILE, public_key, names, issuing_ca=issuer))  # type: ignore[arg-type]
+    return rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,), supersede=older)).only.certificate

@@ -56,7 +56,7 @@ def _signer_serial(rt: Runtime, kind: str, message: Any) -> int | None:
     if kind == "kur":
         return old_cert_serial(message["body"]["kur"])
     if kind == "certConf":
-        found = transactions.find(rt, messages.transaction_id(message))
+        found = transactions.find(rt.repo, messages.transaction_id(message))
         return int(found.sender, 16) if found is not None and found.kind == "kur" else None
     return None
 

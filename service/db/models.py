@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -54,7 +55,11 @@ class CertificateRecord(SQLModel, table=True):
 
 
 class CrlRecord(SQLModel, table=True):
+    """A published CRL. ``(issuer, number)`` is unique: a number is allocated once, in the transaction that
+    stores the CRL (service/publication/crl.py)."""
+
     __tablename__ = "crl"
+    __table_args__ = (UniqueConstraint("issuer", "number", name="uq_crl_issuer_number"),)
 
     id: int | None = Field(default=None, primary_key=True)
     issuer: str = Field(index=True)
@@ -62,3 +67,4 @@ class CrlRecord(SQLModel, table=True):
     this_update: datetime
     next_update: datetime
     crl_der: bytes
+    entries: int | None = None  # how many revoked certificates it lists (None: stored before koshin counted)

@@ -19,11 +19,11 @@ from pyasn1.codec.der.encoder import encode
 from pyasn1.type import univ
 from pyasn1_alt_modules import rfc7030  # type: ignore[import-untyped,unused-ignore]
 
-from ca.issuance import IssuedCertificate
 from hsm import KeyAlgorithm
 from service.errors import NotFound
 from service.flows.enrolment import authenticate_enrolment, event_actor
 from service.flows.issuance import IssueInput, issue_certificate
+from service.flows.pipeline import IssuedCertificate
 from service.runtime import Runtime
 
 DEFAULT_LABEL = "user-authentication"

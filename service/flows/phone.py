@@ -23,14 +23,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.issuance import IssuedCertificate, IssueRequest, PreparedCertificate
+from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.db.registry_models import Actor, EnrollmentNonce, ProofingEvent, Resident
-from service.db.registry_repo import RegistryRepository
-from service.db.repository import IssuanceMeta
+from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Spend
+from service.db.registry_models import Actor, Card, EnrollmentNonce, ProofingEvent, Resident
+from service.db.unit import Acting
 from service.errors import PolicyDenied, ProofingEventUnusable
-from service.flows.issuance import BoundStore, holder_of
+from service.flows.issuance import card_end, holder_of
+from service.flows.pipeline import IssuedCertificate, Order, Plan
 from service.flows.proofing import ProofingInput, evaluate, policy_request
 from service.policy.model import Channel, Decision, Evidence, Operation
 from service.protocol import PHONE_PROFILES as PROFILES
@@ -76,88 +77,85 @@ def verify_application(
 def decide_online(
     rt: Runtime,
     actor: Actor,
-    resident: Resident,
+    ctx: IssuanceContext,
     evidence: frozenset[Evidence],
     operation: Operation = Operation.PHONE_CERT_ISSUE,
-) -> tuple[RegistryRepository, Decision, AssuranceLevel]:
+) -> tuple[Acting, Decision, AssuranceLevel]:
     """The policy on an online request (by default phone_cert_issue; CMP also asks cert_renew and revoke) over
-    online_sign_cert; a refusal is audited and raised. Returns the repository acting under the decision, the
-    decision and its level."""
+    online_sign_cert; a refusal is audited and raised. Returns who acts under the decision, the decision and
+    its level."""
+    resident = ctx.resident
+    if resident is None:
+        raise ProofingEventUnusable("the certificate is not bound to a resident of this registry")
     proofing = ProofingInput(resident.resident_number, operation, Channel.ONLINE_SIGN_CERT, evidence)
-    decision = evaluate(rt, policy_request(rt, actor, resident, proofing))
-    repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
+    decision = evaluate(rt, policy_request(actor, ctx, proofing))
+    who = Acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
     if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
-        repo.record_denial(f"resident:{resident.resident_number}", operation=operation.value, reason=decision.reason)
+        rt.repo.as_(who).record_denial(f"resident:{resident.resident_number}", operation=operation.value,
+                                       reason=decision.reason)  # fmt: skip
         raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
-    return repo, decision, AssuranceLevel(decision.assurance.value)
+    return who, decision, AssuranceLevel(decision.assurance.value)
 
 
-def spend_nonce_and_record(
-    repo: RegistryRepository,
-    actor: Actor,
-    resident: Resident,
-    decision: Decision,
-    evidence: frozenset[Evidence],
-    nonce: str,
+def online_proofing(
+    actor: Actor, resident: Resident, decision: Decision, evidence: frozenset[Evidence], operation: Operation
 ) -> ProofingEvent:
-    """Spend the nonce (single use) and record the online proofing the decision rests on, already used."""
+    """The online proofing a decision rests on, recorded already used in the request's intent transaction."""
     now = datetime.now(UTC).replace(microsecond=0)
-    if not repo.consume_nonce(nonce, now):
-        raise ProofingEventUnusable("the nonce is unknown, used or expired; ask for a new one")
-    return repo.record_proofing(
-        ProofingEvent(
-            id=str(uuid.uuid4()),
-            actor_id=actor.id or 0,
-            resident_id=resident.id or 0,
-            operation=Operation.PHONE_CERT_ISSUE.value,
-            channel=Channel.ONLINE_SIGN_CERT.value,
-            evidence=json.dumps(sorted(e.value for e in evidence)),
-            regime=decision.regime,
-            rule_id=decision.rule_id,
-            assurance_level=str(decision.assurance),
-            policy_oid=str(decision.policy_oid),
-            conditions=json.dumps(list(decision.conditions)),
-            created_at=now,
-            expires_at=now,
-            used_at=now,
-        )
+    return ProofingEvent(
+        id=str(uuid.uuid4()),
+        actor_id=actor.id or 0,
+        resident_id=resident.id or 0,
+        operation=operation.value,
+        channel=Channel.ONLINE_SIGN_CERT.value,
+        evidence=json.dumps(sorted(e.value for e in evidence)),
+        regime=decision.regime,
+        rule_id=decision.rule_id,
+        assurance_level=str(decision.assurance),
+        policy_oid=str(decision.policy_oid),
+        conditions=json.dumps(list(decision.conditions)),
+        created_at=now,
+        expires_at=now,
+        used_at=now,
     )
+
+
+def live_card_certificate(ctx: IssuanceContext, presented: x509.Certificate, rt: Runtime) -> Card:
+    """The presented certificate is a live signature certificate of an active card issued here; its card."""
+    record = ctx.presented
+    now = datetime.now(UTC)
+    if record is None or record.profile != "signature" or record.card_id is None:
+        raise ProofingEventUnusable("the card certificate is not a signature certificate of a card issued here")
+    if record.status != "issued":
+        raise ProofingEventUnusable(f"the card's signature certificate is {record.status}")
+    if not presented.not_valid_before_utc <= now <= presented.not_valid_after_utc:
+        raise ProofingEventUnusable("the card's signature certificate is not within its validity")
+    issuer = rt.authority().issuers[record.issuer].certificate
+    try:
+        presented.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ProofingEventUnusable("the card certificate does not chain to this CA") from None
+    card = ctx.card_by_id(record.card_id)
+    if card is None:
+        raise ProofingEventUnusable("the card certificate is bound to no card of its holder")
+    if card.status != "active":
+        raise ProofingEventUnusable(f"card {card.number} is {card.status}")
+    return card
 
 
 def enroll_phone(
     rt: Runtime, actor: Actor, item: PhoneEnrollInput
 ) -> tuple[ProofingEvent, dict[str, IssuedCertificate]]:
     card_cert = x509.load_pem_x509_certificate(item.card_certificate_pem)
-    record = rt.repo.certificate_by_der(card_cert.public_bytes(Encoding.DER))
-    now = datetime.now(UTC)
-    if record is None or record.profile != "signature" or record.card_id is None:
-        raise ProofingEventUnusable("the card certificate is not a signature certificate of a card issued here")
-    if record.status != "issued":
-        raise ProofingEventUnusable(f"the card's signature certificate is {record.status}")
-    if not card_cert.not_valid_before_utc <= now <= card_cert.not_valid_after_utc:
-        raise ProofingEventUnusable("the card's signature certificate is not within its validity")
-    issuer = rt.authority().issuers[record.issuer].certificate
-    try:
-        card_cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        raise ProofingEventUnusable("the card certificate does not chain to this CA") from None
-    card = rt.repo.card_by_id(record.card_id)
-    if card.status != "active":
-        raise ProofingEventUnusable(f"card {card.number} is {card.status}")
+    ctx = rt.repo.issuance_context(ContextQuery(presented_der=card_cert.public_bytes(Encoding.DER)))
+    card = live_card_certificate(ctx, card_cert, rt)
     verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
-    resident = rt.repo.resident_by_id(card.resident_id)
     evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
-    repo, decision, assurance = decide_online(rt, actor, resident, evidence)
-    holder = holder_of(rt, resident, datetime.combine(card.expires_on, datetime.min.time(), UTC))  # bound to the card
-    authority = rt.authority()
-    prepared: dict[str, PreparedCertificate] = {
-        profile: authority.prepare(IssueRequest(profile, load_csr(item.csrs[profile]), holder, assurance))
-        for profile in PROFILES
-    }
-    event = spend_nonce_and_record(repo, actor, resident, decision, evidence, item.nonce)
-    issued: dict[str, IssuedCertificate] = {}
-    for profile in PROFILES:
-        meta = IssuanceMeta(resident_id=resident.id, card_id=card.id, device_id=item.device_id,
-                            proofing_event_id=event.id, key_origin="device")  # fmt: skip
-        issued[profile] = authority.issue_prepared(prepared[profile], BoundStore(repo, meta))
-    return event, issued
+    who, decision, assurance = decide_online(rt, actor, ctx, evidence)
+    resident = ctx.holder()
+    holder = holder_of(ctx, card_end(card))  # bound to the card
+    binding = Binding(resident_id=resident.id, card_id=card.id, device_id=item.device_id, key_origin="device")
+    orders = tuple(Order.holder(IssueRequest(p, load_csr(item.csrs[p]), holder, assurance), binding) for p in PROFILES)
+    event = online_proofing(actor, resident, decision, evidence, Operation.PHONE_CERT_ISSUE)
+    issued = rt.pipeline().issue(Plan(who, Spend(nonce=item.nonce, new_event=event), orders))
+    return event, dict(zip(PROFILES, issued.certificates, strict=True))

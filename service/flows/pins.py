@@ -22,7 +22,8 @@ def authorise_pin_reset(rt: Runtime, actor: Actor, event_id: str, credential: st
     if event.actor_id != actor.id:
         raise ProofingEventUnusable(f"proofing event {event.id} was recorded by another actor")
     repo = rt.repo.acting(actor.name, actor.role, event.rule_id, "allow")
-    if not repo.consume_proofing(event.id, datetime.now(UTC)):
+    now = datetime.now(UTC)
+    if not repo.spend_for_pin_reset(event.id, credential, now):
         raise ProofingEventUnusable(f"proofing event {event.id} was used or has expired")
-    repo.record_pin_reset(event.id, credential)
-    return rt.repo.proofing_event(event.id)
+    event.used_at = now
+    return event

@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from service.db.registry_models import Actor, ProofingEvent, Resident
-from service.errors import PolicyDenied
+from service.db.issuance_store import ContextQuery, IssuanceContext
+from service.db.registry_models import Actor, ProofingEvent
+from service.errors import PolicyDenied, ResidentNotFound
 from service.policy.engine import decide
 from service.policy.model import Channel, Decision, Evidence, HolderState, Operation, PolicyRequest, Role
 from service.registry_rules import age_on
@@ -24,12 +25,15 @@ class ProofingInput:
     venue: str | None = None
 
 
-def policy_request(rt: Runtime, actor: Actor, resident: Resident, item: ProofingInput) -> PolicyRequest:
-    """What the policy sees: the operation, the channel, who acts, what was shown, the holder's state."""
-    municipality = rt.repo.municipality(resident.municipality_code)
+def policy_request(actor: Actor, ctx: IssuanceContext, item: ProofingInput) -> PolicyRequest:
+    """What the policy sees: the operation, the channel, who acts, what was shown, the holder's state (all read
+    in the request's one context read)."""
+    resident, municipality = ctx.resident, ctx.municipality
+    if resident is None or municipality is None:
+        raise ResidentNotFound("the request names no resident of this registry")
     today = datetime.now(UTC).date()
-    cards = rt.repo.cards_of(resident.id or 0)
-    signature_live = bool(rt.repo.live_certificates(resident.id or 0, "signature"))
+    cards = ctx.cards
+    signature_live = any(r.profile == "signature" for r in ctx.live)
     return PolicyRequest(
         operation=item.operation,
         channel=item.channel,
@@ -55,8 +59,9 @@ def evaluate(rt: Runtime, request: PolicyRequest) -> Decision:
 
 def record_proofing(rt: Runtime, actor: Actor, item: ProofingInput) -> tuple[ProofingEvent, Decision]:
     """Decide, then store a single-use event that expires; a refusal is audited and raised as PolicyDenied."""
-    resident = rt.repo.resident(item.resident_number)
-    decision = evaluate(rt, policy_request(rt, actor, resident, item))
+    ctx = rt.repo.issuance_context(ContextQuery(resident_number=item.resident_number))
+    resident = ctx.holder()
+    decision = evaluate(rt, policy_request(actor, ctx, item))
     repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
     if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
         repo.record_denial(

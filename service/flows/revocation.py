@@ -1,10 +1,6 @@
-"""Revocation and its registry triggers.
-
-A revocation made on its own (the API, an operator) publishes a fresh CRL at once. Revocations made in bulk
-as part of another operation (a card renewal superseding the old card's certificates) leave publication to
-the distribution point: ``Runtime.current_crl`` never serves a stored CRL that misses a revocation, and
-regenerates it on the next fetch. Regenerating the whole CRL on every revocation of a renewal wave would make
-the wave quadratic in the number of revoked entries.
+"""Revocation and its registry triggers. Each revocation is one audited transaction; its issuer is then handed
+to CRL publication (service/publication/crl.py: coalesced, signed outside the request). OCSP answers from the
+certificate rows, so a revocation is answered ``revoked`` there as soon as it commits.
 """
 
 from __future__ import annotations
@@ -14,31 +10,29 @@ from typing import Any
 
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, Resident
-from service.errors import RevocationRefused
+from service.db.unit import Acting
 from service.registry_rules import changed_basic_attributes
 from service.runtime import Runtime
 
 
-def revoke(rt: Runtime, actor: Actor | None, serial: int, reason: str, *, publish: bool = True) -> CertificateRecord:
-    """Revoke one certificate; with ``publish`` (the default) its issuer's CRL is regenerated at once."""
-    repo = rt.repo if actor is None else rt.repo.acting(actor.name, actor.role)
-    record = repo.revoke(serial, reason, datetime.now(UTC).replace(microsecond=0))
-    if publish:
-        rt.crl(record.issuer)
+def _acting(actor: Actor | Acting | None) -> Acting:
+    if actor is None:
+        return Acting()
+    return actor if isinstance(actor, Acting) else Acting(actor.name, actor.role)
+
+
+def revoke(rt: Runtime, actor: Actor | Acting | None, serial: int, reason: str) -> CertificateRecord:
+    """Revoke one issued certificate; RevocationRefused when it is revoked already or was never issued."""
+    record = rt.repo.as_(_acting(actor)).revoke(serial, reason, datetime.now(UTC).replace(microsecond=0))
+    rt.crl_publisher().revoked({record.issuer})
     return record
 
 
 def _revoke_all(rt: Runtime, actor: Actor, records: list[CertificateRecord], reason: str) -> list[CertificateRecord]:
-    repo = rt.repo.acting(actor.name, actor.role)
     at = datetime.now(UTC).replace(microsecond=0)
-    done: list[CertificateRecord] = []
-    for record in records:
-        try:
-            done.append(repo.revoke(int(record.serial_hex, 16), reason, at))
-        except RevocationRefused:
-            continue  # revoked meanwhile: nothing left to do
-    for issuer in sorted({r.issuer for r in done}):
-        rt.crl(issuer)
+    done = rt.repo.as_(_acting(actor)).revoke_many([int(r.serial_hex, 16) for r in records], reason, at)
+    if done:
+        rt.crl_publisher().revoked({r.issuer for r in done})
     return done
 
 

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from hsm import KeyAlgorithm, TokenSession
 from service.api.app import create_app
 from service.policy.model import Role
+from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
@@ -102,7 +103,7 @@ def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str) -
         key_label_prefix=prefix,
     )
     runtime = open_runtime(settings)
-    runtime.init_hierarchy()
+    provision(runtime)
     return runtime
 
 

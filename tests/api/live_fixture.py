@@ -18,6 +18,7 @@ from hsm.capabilities import load_token_profile
 from hsm.device import Device
 from service.api.app import create_app
 from service.clients.station import Station, call
+from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.api.conftest import MIYAZAKI, REGISTRY, load_pem
@@ -64,7 +65,7 @@ def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPat
             behind_tls=True,  # EST over plain HTTP here; tests/integration/test_tls.py runs it over real TLS
         )
         runtime = open_runtime(settings)
-        runtime.init_hierarchy()
+        provision(runtime)
     except BaseException:
         sock.close()
         raise

@@ -28,14 +28,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from service.api.app import create_app
-from service.audit import record_hash
 from service.audit_anchor import audit_anchor
 from service.audit_checkpoint import Checkpoint, key_sha256
 from service.audit_verification import verify_installation
+from service.db.audit_chain import record_hash
 from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from service.runtime import Runtime
 from tests.api.conftest import REGISTRY, Api, make_runtime
 from tests.conftest import SoftHsm, require_softhsm
+from tests.crl_wait import wait_for_crl
 from tests.integration.helpers import run
 from tests.integration.test_audit_anchor import rewrite_chain_from
 
@@ -74,6 +75,7 @@ def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -
     serial = issued.json()["serial"]
     revoked = api.post(f"/v1/certificates/{serial}/revoke", "municipal_staff", {"reason": "keyCompromise"})
     assert revoked.status_code == 200, revoked.text
+    wait_for_crl(lambda: api.client.get("/crl/signature.crl").content, {int(serial, 16)})  # published after it
 
     records = _records(api, start)
     assert [r["seq"] for r in records] == list(range(start + 1, start + 1 + len(records)))

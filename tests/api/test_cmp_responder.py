@@ -24,7 +24,10 @@ from ca.extensions import ServerNames
 from ca.server import prepare_server_certificate
 from hsm import KeyAlgorithm
 from service.cmp.responder import PROFILE, key_label, provision_responders, responder
+from service.db.issuance_store import Spend
 from service.db.models import CertificateRecord
+from service.flows.pipeline import PROVISIONING, Order, Plan
+from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.api.cmp_tools import HolderToken, ocsp_text, output, verified
@@ -99,7 +102,7 @@ def test_a_second_init_changes_nothing(live: Live) -> None:
     certificates, seq = len(rt.repo.certificates()), _last_audit_seq(rt)
     responders = _responder_records(rt)
     assert sorted(r.issuer for r in responders) == sorted(CAS)
-    assert not rt.init_hierarchy()
+    assert not provision(rt)
     assert provision_responders(rt) == []
     assert len(rt.repo.certificates()) == certificates and _last_audit_seq(rt) == seq
     assert [r.serial_hex for r in _responder_records(rt)] == [r.serial_hex for r in responders]
@@ -116,7 +119,7 @@ def test_an_older_installation_gets_its_responders_from_the_next_init(softhsm: S
     try:
         full = rt.profiles
         rt.profiles = full.model_copy(update={"servers": {n: p for n, p in full.servers.items() if n != PROFILE}})
-        assert rt.init_hierarchy() and _responder_records(rt, None) == []
+        assert provision(rt) and _responder_records(rt, None) == []
         rt.profiles = full
         rt.session.generate_keypair(KeyAlgorithm.P256, key_label(rt, "signature"))
         earlier_key = load_der_public_key(rt.session.public_key_der(key_label(rt, "signature")))
@@ -124,13 +127,13 @@ def test_an_older_installation_gets_its_responders_from_the_next_init(softhsm: S
             responder(rt, "user-authentication")
         assert not rt.session.has_key(key_label(rt, "user-authentication"))
 
-        assert not rt.init_hierarchy()
+        assert not provision(rt)
         records = {r.issuer: r for r in _responder_records(rt)}
         assert sorted(records) == sorted(CAS)
         assert responder(rt, "signature").certificate.public_key() == earlier_key
         assert rt.session.has_key(key_label(rt, "user-authentication"))
         certificates, seq = len(rt.repo.certificates()), _last_audit_seq(rt)
-        assert not rt.init_hierarchy()
+        assert not provision(rt)
         assert len(rt.repo.certificates()) == certificates and _last_audit_seq(rt) == seq
     finally:
         rt.close()
@@ -150,18 +153,23 @@ def test_a_responder_certificate_near_its_end_is_renewed_and_the_old_superseded(
         )
         names = ServerNames(dns=(), common_name=f"{ca_name!s} CMP responder")
         back_dated = datetime.now(UTC) - timedelta(days=340)  # ends in 25 days: due
-        prepared = prepare_server_certificate(authority, PROFILE, public_key, names, back_dated,  # type: ignore[arg-type]
-                                              issuing_ca="signature")  # fmt: skip
-        ending = authority.issue_prepared(prepared, rt.repo).certificate
+        order = Order(lambda ca: prepare_server_certificate(ca, PROFILE, public_key, names, back_dated,  # type: ignore[arg-type]
+                                                            issuing_ca="signature"))  # fmt: skip
+        ending = rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,))).only.certificate
+        assert responder(rt, "signature").certificate == ending  # a request uses it as it is: never renews
 
+        renewed_now = provision_responders(rt)  # the next start renews it
         renewed = responder(rt, "signature").certificate
+        assert renewed_now == [renewed]
         assert renewed.serial_number not in (first.serial_number, ending.serial_number)
         assert renewed.public_key() == first.public_key()  # renewal: the same token key
         assert renewed.not_valid_after_utc - datetime.now(UTC) > timedelta(days=360)
         for old in (first, ending):
             record = rt.repo.certificate(old.serial_number)
             assert (record.status, record.revocation_reason) == ("revoked", "superseded")
-        crl = x509.load_der_x509_crl(rt.current_crl("signature"))
+        stored = rt.repo.latest_crl("signature")
+        assert stored is not None
+        crl = x509.load_der_x509_crl(stored.crl_der)
         assert {first.serial_number, ending.serial_number} <= {e.serial_number for e in crl}
         assert responder(rt, "signature").certificate == renewed
         assert provision_responders(rt) == []

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from ca.issuance import CertificateAuthority, IssuanceStore, IssuedCertificate, IssueRequest, PreparedCertificate
+from ca.issuance import CertificateAuthority, IssueRequest, PreparedCertificate
 from hsm.errors import HsmError
 from service.api.app import create_app
 from tests.api.conftest import Api
@@ -151,7 +151,7 @@ class _TokenFailsOnSign:
     def prepare(self, request: IssueRequest) -> PreparedCertificate:
         return self.real.prepare(request)
 
-    def issue_prepared(self, prepared: PreparedCertificate, store: IssuanceStore) -> IssuedCertificate:
+    def sign(self, prepared: PreparedCertificate) -> x509.Certificate:
         raise HsmError("C_Sign failed: secret slot 0x2a, PIN handle 7")
 
 

@@ -34,6 +34,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 from ca.ocsp import cert_id_hashes, ocsp_request_der
 from tests.api.live import write
 from tests.api.live_fixture import CAS, Live
+from tests.crl_wait import wait_for_crl
 from tests.integration.helpers import openssl, run, write_pem
 
 OCSP_MEDIA = "application/ocsp-response"
@@ -258,6 +259,7 @@ def test_crl_at_the_distribution_point_regenerated_on_revocation(live: Live, tmp
     assert _fetch_crl(url, tmp_path, "again")[0].public_bytes(Encoding.DER) == before.public_bytes(Encoding.DER)
 
     live.client.revoke(serial_b, "keyCompromise")
+    wait_for_crl(lambda: httpx.get(url).content, {cert_b.serial_number}, newer_than=_crl_number(before))
     after_b, der, pem = _fetch_crl(url, tmp_path, "after-b")
     assert _crl_number(after_b) > _crl_number(before)
     entry = after_b.get_revoked_certificate_by_serial_number(cert_b.serial_number)
@@ -271,6 +273,7 @@ def test_crl_at_the_distribution_point_regenerated_on_revocation(live: Live, tmp
     assert "certificate revoked" in refused and f"{leaf_b}: OK" not in refused
 
     live.client.revoke(serial_a, "cessationOfOperation")
+    wait_for_crl(lambda: httpx.get(url).content, {cert_a.serial_number}, newer_than=_crl_number(after_b))
     after_a, _, pem = _fetch_crl(url, tmp_path, "after-a")
     assert _crl_number(after_a) > _crl_number(after_b)
     assert after_a.get_revoked_certificate_by_serial_number(cert_a.serial_number) is not None

@@ -21,6 +21,7 @@ from hsm.capabilities import load_token_profile
 from hsm.device import Device
 from service.api.app import create_app
 from service.clients.station import ServiceRefused, Station, call
+from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
 from tests.api.conftest import MIYAZAKI, REGISTRY
@@ -72,7 +73,7 @@ def server(
                         ca_key_algorithm=KeyAlgorithm.P256, key_label_prefix=f"reg-{regime}-", policy=regime,
                         public_base_url=f"http://127.0.0.1:{sock.getsockname()[1]}")  # fmt: skip
     runtime = open_runtime(settings)
-    runtime.init_hierarchy()
+    provision(runtime)
     live = LiveServer(create_app(settings, runtime=runtime), sock)
     live.start()
     tokens = {"ca_operator": runtime.repo.add_actor("ca_operator-1", "ca_operator", None)[1]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,12 +15,16 @@ from cryptography.x509.oid import NameOID
 from ca.extensions import CaUrls
 from ca.hierarchy import CaMaterial, run_ceremony, signing_key
 from ca.holder import Holder
-from ca.issuance import CertificateAuthority, IssuingCa
+from ca.issuance import CertificateAuthority, IssueRequest, IssuingCa
 from ca.keyseam import signature_hash, token_private_key
 from ca.lint import PkixLinter
 from ca.profiles import load_profiles
 from hsm import KeyAlgorithm, TokenSession
-from service.db.repository import Repository, make_engine
+from service.db.issuance_store import Spend
+from service.db.registry_repo import RegistryRepository
+from service.db.repository import make_engine
+from service.db.unit import Acting
+from service.flows.pipeline import IssuedCertificate, Order, Pipeline, Plan
 
 URLS = CaUrls("http://127.0.0.1:8000")
 HOLDER = Holder(
@@ -38,12 +42,22 @@ class Pki:
     algorithm: KeyAlgorithm
     materials: list[CaMaterial]
     authority: CertificateAuthority
-    repo: Repository
+    repo: RegistryRepository
     chain_pem: Path  # root only: the trust anchor
     untrusted_pem: Path  # issuing CAs
 
     def material(self, name: str, role: str) -> CaMaterial:
         return next(m for m in self.materials if m.name == name and m.role == role)
+
+    def issue(self, request: IssueRequest) -> IssuedCertificate:
+        """Through the issuance pipeline, as an operator issuance (nothing to spend, no publication)."""
+        pipeline = Pipeline(self.authority, self.repo, NoPublication())
+        return pipeline.issue(Plan(Acting("test", "ca_operator"), Spend(), (Order.holder(request),))).only
+
+
+class NoPublication:
+    def revoked(self, issuers: Iterable[str]) -> None:
+        raise AssertionError(f"an operator issuance revoked certificates of {sorted(issuers)}")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +78,7 @@ def pki(
         if m.role == "issuing"
     }
     directory = tmp_path_factory.mktemp(f"pki-{algorithm}")
-    repo = Repository(make_engine(f"sqlite:///{directory / 'koshin.db'}"))
+    repo = RegistryRepository(make_engine(f"sqlite:///{directory / 'koshin.db'}"))
     repo.save_ca_materials(materials)
     chain, untrusted = directory / "root.pem", directory / "issuing.pem"
     chain.write_bytes(b"".join(m.certificate.public_bytes(Encoding.PEM) for m in materials if m.role == "root"))

@@ -26,10 +26,11 @@ from sqlalchemy import create_engine
 from sqlmodel import Session, col, select
 
 from hsm.audit import audit_entry
-from service.audit import AuditEntry, append, record_hash, verify
 from service.audit_anchor import AuditKeyUnsound, audit_anchor, audit_key_label
 from service.audit_schedule import Checkpointer
+from service.db.audit_chain import AuditEntry, append, record_hash, verify
 from service.db.audit_models import AuditHead, AuditRecord
+from service.provisioning import provision
 from service.runtime import Runtime
 from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
@@ -234,14 +235,14 @@ def test_existing_installations_get_the_key_and_an_unsound_one_is_refused(runtim
     [info] = [i for i in runtime.session.key_objects() if i.label == label and i.object_class == "PRIVATE_KEY"]
     assert audit_entry(info).violations == ()
     runtime.session.delete_key(label)  # as before checkpoints existed
-    assert runtime.init_hierarchy() is False and runtime.session.has_key(label)
+    assert provision(runtime) is False and runtime.session.has_key(label)
 
     runtime.session.delete_key(label)
     runtime.session.generate_keypair(runtime.settings.ca_key_algorithm, label, for_injection=True)  # wrappable
     with pytest.raises(AuditKeyUnsound, match="EXTRACTABLE"):
-        runtime.init_hierarchy()
+        provision(runtime)
     runtime.session.delete_key(label)
-    runtime.init_hierarchy()
+    provision(runtime)
 
 
 def test_the_schedule_checkpoints_after_n_records_on_the_timer_and_at_shutdown(runtime: Runtime) -> None:

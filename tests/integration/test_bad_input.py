@@ -35,7 +35,7 @@ def _issued_count(pki: Pki) -> int:
 
 
 def _issue_raw(pki: Pki, csr_bytes: bytes, profile: str = "signature") -> None:
-    pki.authority.issue(IssueRequest(profile, load_csr(csr_bytes), HOLDER, AssuranceLevel.IAL3), pki.repo)
+    pki.issue(IssueRequest(profile, load_csr(csr_bytes), HOLDER, AssuranceLevel.IAL3))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_csr_asking_for_ca_is_refused(pki: Pki) -> None:
 def test_unknown_profile(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
     before = _issued_count(pki)
     with pytest.raises(ProfileNotFound):
-        pki.authority.issue(IssueRequest("tls-server", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+        pki.issue(IssueRequest("tls-server", holder_csr, HOLDER, AssuranceLevel.IAL3))
     assert _issued_count(pki) == before
 
 
@@ -88,8 +88,8 @@ def test_signature_certificate_refused_to_under_15(pki: Pki, holder_csr: x509.Ce
     child = HOLDER.model_copy(update={"date_of_birth": HOLDER.date_of_birth.replace(year=2015)})
     before = _issued_count(pki)
     with pytest.raises(ProfileViolation, match="under 15"):
-        pki.authority.issue(IssueRequest("signature", holder_csr, child, AssuranceLevel.IAL3), pki.repo)
-    pki.authority.issue(IssueRequest("user-authentication", holder_csr, child, AssuranceLevel.IAL3), pki.repo)
+        pki.issue(IssueRequest("signature", holder_csr, child, AssuranceLevel.IAL3))
+    pki.issue(IssueRequest("user-authentication", holder_csr, child, AssuranceLevel.IAL3))
     assert _issued_count(pki) == before + 1
 
 
@@ -110,7 +110,7 @@ def test_lint_failure_refuses_before_the_token_signs(
     long_address = HOLDER.model_copy(update={"address": "東京都千代田区" + "一" * 150})
     before = _issued_count(pki)
     with pytest.raises(LintFailed) as caught:
-        authority.issue(IssueRequest("signature", holder_csr, long_address, AssuranceLevel.IAL3), pki.repo)
+        authority.prepare(IssueRequest("signature", holder_csr, long_address, AssuranceLevel.IAL3))
     assert any("localityName" in f or "X520LocalityName" in f or "rdnSequence" in f for f in caught.value.findings)
     assert _issued_count(pki) == before
     assert isinstance(caught.value, CaError)

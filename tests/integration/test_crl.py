@@ -15,6 +15,7 @@ from ca.issuance import IssueRequest
 from ca.profiles import AssuranceLevel
 from hsm import TokenSession
 from service.errors import CertificateNotFound, RevocationRefused
+from service.publication.crl import CrlIssuer, CrlPublication
 from tests.integration.conftest import HOLDER, Pki
 from tests.integration.helpers import openssl, openssl_verify, run, write_pem
 
@@ -22,23 +23,24 @@ from tests.integration.helpers import openssl, openssl_verify, run, write_pem
 def test_revoked_certificate_is_on_a_crl_openssl_accepts(
     pki: Pki, token: TokenSession, holder_csr: x509.CertificateSigningRequest, tmp_path: Path
 ) -> None:
-    revoked = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
-    kept = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    revoked = pki.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3))
+    kept = pki.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3))
     at = datetime.now(UTC).replace(microsecond=0)
     pki.repo.revoke(revoked.certificate.serial_number, "affiliationChanged", at)
 
     issuer = pki.material("signature", "issuing")
-    number = pki.repo.next_crl_number("signature")
-    crl = build_crl(
-        issuer.certificate,
-        signing_key(token, issuer.key_label),
-        pki.repo.revoked_entries("signature"),
-        number,
-        at,
+    publication = CrlPublication(
+        pki.repo, {"signature": CrlIssuer("signature", issuer.certificate, signing_key(token, issuer.key_label))},
         timedelta(hours=24),
-    )
-    pki.repo.save_crl("signature", number, crl)
-    assert pki.repo.next_crl_number("signature") == number + 1
+    )  # fmt: skip
+    before = pki.repo.crl_state("signature").number
+    published = publication.publish("signature")
+    assert published is not None and published.number == before + 1
+    assert publication.publish("signature") is None  # it lists every revocation and is fresh: nothing to do
+    stored = pki.repo.latest_crl("signature")
+    assert stored is not None and stored.number == published.number
+    crl = x509.load_der_x509_crl(stored.crl_der)
+    number = published.number
     entry = crl.get_revoked_certificate_by_serial_number(revoked.certificate.serial_number)
     assert entry is not None
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.affiliation_changed
@@ -61,7 +63,7 @@ def test_revoked_certificate_is_on_a_crl_openssl_accepts(
 
 
 def test_revocation_errors(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
-    issued = pki.authority.issue(IssueRequest("user-authentication", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    issued = pki.issue(IssueRequest("user-authentication", holder_csr, HOLDER, AssuranceLevel.IAL3))
     serial = issued.certificate.serial_number
     with pytest.raises(UnknownReason):
         pki.repo.revoke(serial, "lostCard", datetime.now(UTC))

@@ -31,7 +31,7 @@ def test_issued_certificate_verifies_and_lints_clean(
     tmp_path: Path,
 ) -> None:
     csr = holder_csr if holder_key == "p256" else holder_csr_rsa
-    issued = pki.authority.issue(IssueRequest(profile, csr, HOLDER, AssuranceLevel.IAL3), pki.repo)
+    issued = pki.issue(IssueRequest(profile, csr, HOLDER, AssuranceLevel.IAL3))
     cert = issued.certificate
     leaf = write_pem(tmp_path / "leaf.pem", cert)
 
@@ -53,7 +53,7 @@ def test_issued_certificate_verifies_and_lints_clean(
 def test_signature_certificate_carries_the_four_attributes(
     pki: Pki, holder_csr: x509.CertificateSigningRequest
 ) -> None:
-    cert = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo).certificate
+    cert = pki.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3)).certificate
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     values = {o.type_id.dotted_string: o.value for o in san.value.get_values_for_type(x509.OtherName)}
     assert values == {
@@ -74,9 +74,7 @@ def test_signature_certificate_carries_the_four_attributes(
 def test_user_authentication_certificate_has_no_personal_data(
     pki: Pki, holder_csr: x509.CertificateSigningRequest
 ) -> None:
-    cert = pki.authority.issue(
-        IssueRequest("user-authentication", holder_csr, HOLDER, AssuranceLevel.IAL2), pki.repo
-    ).certificate
+    cert = pki.issue(IssueRequest("user-authentication", holder_csr, HOLDER, AssuranceLevel.IAL2)).certificate
     der = cert.public_bytes(Encoding.DER)
     for value in (HOLDER.name, HOLDER.address, HOLDER.prefecture, HOLDER.municipality, "19900217"):
         assert value.encode() not in der
@@ -92,7 +90,7 @@ def test_user_authentication_certificate_has_no_personal_data(
 
 
 def test_urls_and_key_identifiers(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
-    cert = pki.authority.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3), pki.repo).certificate
+    cert = pki.issue(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3)).certificate
     issuer = pki.material("signature", "issuing").certificate
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -109,23 +107,23 @@ def test_urls_and_key_identifiers(pki: Pki, holder_csr: x509.CertificateSigningR
 
 def test_validity_follows_the_birthday_rule_and_card_cap(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
     issued_at = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-    cert = pki.authority.issue(
-        IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3, issued_at=issued_at), pki.repo
+    cert = pki.issue(
+        IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3, issued_at=issued_at)
     ).certificate
     assert cert.not_valid_before_utc == issued_at
     assert cert.not_valid_after_utc == datetime(2031, 2, 17, 14, 59, 59, tzinfo=UTC)  # 2031-02-17 23:59:59 JST
     capped = HOLDER.model_copy(update={"card_expires": datetime(2029, 6, 30).date()})
-    cert = pki.authority.issue(
-        IssueRequest("user-authentication", holder_csr, capped, AssuranceLevel.IAL3, issued_at=issued_at), pki.repo
+    cert = pki.issue(
+        IssueRequest("user-authentication", holder_csr, capped, AssuranceLevel.IAL3, issued_at=issued_at)
     ).certificate
     assert cert.not_valid_after_utc == datetime(2029, 6, 30, 14, 59, 59, tzinfo=UTC)
 
 
 def test_prepared_certificate_is_signed_once(pki: Pki, holder_csr: x509.CertificateSigningRequest) -> None:
     prepared = pki.authority.prepare(IssueRequest("signature", holder_csr, HOLDER, AssuranceLevel.IAL3))
-    pki.authority.issue_prepared(prepared, pki.repo)
+    pki.authority.sign(prepared)
     with pytest.raises(IssuanceRefused, match="already"):
-        pki.authority.issue_prepared(prepared, pki.repo)
+        pki.authority.sign(prepared)
 
 
 def test_ca_certificates(pki: Pki, tmp_path: Path) -> None:

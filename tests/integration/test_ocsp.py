@@ -92,7 +92,7 @@ def ocsp_pki(pki: Pki, token: TokenSession) -> Ocsp:
 
 
 def _issue(pki: Pki, csr: x509.CertificateSigningRequest, profile: str) -> x509.Certificate:
-    return pki.authority.issue(IssueRequest(profile, csr, HOLDER, AssuranceLevel.IAL3), pki.repo).certificate
+    return pki.issue(IssueRequest(profile, csr, HOLDER, AssuranceLevel.IAL3)).certificate
 
 
 def _write(path: Path, data: bytes) -> Path:

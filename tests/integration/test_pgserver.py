@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from psycopg import sql
 from sqlalchemy import create_engine, text
@@ -18,7 +19,10 @@ from sqlalchemy import create_engine, text
 from ca.errors import SerialCollision
 from ca.issuance import IssuanceIntent
 from ca.profiles import AssuranceLevel
-from service.db.repository import Repository, make_engine, utc
+from service.db.crl_store import CrlNumberTaken
+from service.db.issuance_store import Binding, Intent, Outcome, Spend
+from service.db.registry_repo import RegistryRepository
+from service.db.repository import make_engine, utc
 from service.errors import RevocationRefused
 from tests.pgserver import PgServer
 
@@ -27,10 +31,18 @@ ISSUER = "test-issuing-ca"
 
 
 @pytest.fixture
-def repo(database_url: str) -> Iterator[Repository]:
+def repo(database_url: str) -> Iterator[RegistryRepository]:
     engine = make_engine(database_url)
-    yield Repository(engine)
+    yield RegistryRepository(engine)
     engine.dispose()
+
+
+def reserve(repo: RegistryRepository, wanted: IssuanceIntent) -> None:
+    repo.record_intents(Spend(), [Intent(wanted, Binding())], datetime.now(UTC))
+
+
+def complete(repo: RegistryRepository, wanted: IssuanceIntent, der: bytes) -> None:
+    repo.record_outcome(Outcome(issued={wanted.serial: der}), datetime.now(UTC))
 
 
 def intent(issuer: str = ISSUER, serial: int | None = None) -> IssuanceIntent:
@@ -72,9 +84,9 @@ def assert_utc(moment: datetime, expected: datetime) -> None:
 # -- the repository, on both backends ------------------------------------------------------------------------------
 
 
-def test_certificate_record_round_trip(repo: Repository) -> None:
+def test_certificate_record_round_trip(repo: RegistryRepository) -> None:
     wanted = intent()
-    repo.reserve(wanted)
+    reserve(repo, wanted)
     pending = repo.certificate(wanted.serial)
     assert pending.status == "pending"
     assert pending.certificate_der is None
@@ -87,7 +99,7 @@ def test_certificate_record_round_trip(repo: Repository) -> None:
     assert utc(pending.not_after) == datetime(2030, 2, 17, 14, 59, 59, tzinfo=UTC)
 
     der = secrets.token_bytes(64) + b"\x00\xff" * 8  # arbitrary bytes, NULs included
-    repo.complete(wanted, der)
+    complete(repo, wanted, der)
     issued = repo.certificate(wanted.serial)
     assert issued.status == "issued"
     assert issued.certificate_der == der
@@ -95,21 +107,21 @@ def test_certificate_record_round_trip(repo: Repository) -> None:
     assert repo.certificates("pending") == []
 
 
-def test_duplicate_serial_is_a_collision(repo: Repository) -> None:
+def test_duplicate_serial_is_a_collision(repo: RegistryRepository) -> None:
     first = intent()
-    repo.reserve(first)
+    reserve(repo, first)
     with pytest.raises(SerialCollision):
-        repo.reserve(intent(issuer="another-ca", serial=first.serial))
+        reserve(repo, intent(issuer="another-ca", serial=first.serial))
     assert [r.issuer for r in repo.certificates()] == [ISSUER]  # the failed insert left nothing behind
-    repo.reserve(intent())  # and the store still takes new serials
+    reserve(repo, intent())  # and the store still takes new serials
 
 
-def test_revoke_and_revoked_entries(repo: Repository) -> None:
+def test_revoke_and_revoked_entries(repo: RegistryRepository) -> None:
     revoked, kept, elsewhere, pending = intent(), intent(), intent(issuer="another-ca"), intent()
     for item in (revoked, kept, elsewhere):
-        repo.reserve(item)
-        repo.complete(item, b"der")
-    repo.reserve(pending)
+        reserve(repo, item)
+        complete(repo, item, b"der")
+    reserve(repo, pending)
     at = datetime(2026, 1, 2, 12, 0, 0, 654321, tzinfo=JST)
 
     record = repo.revoke(revoked.serial, "keyCompromise", at)
@@ -129,13 +141,22 @@ def test_revoke_and_revoked_entries(repo: Repository) -> None:
     assert repo.certificate(kept.serial).status == "issued"
 
 
-def test_crl_numbers_increase_per_issuer(repo: Repository) -> None:
-    assert repo.next_crl_number(ISSUER) == 1
-    repo.save_crl(ISSUER, 1, throwaway_crl(1))
-    assert repo.next_crl_number(ISSUER) == 2
-    repo.save_crl(ISSUER, 2, throwaway_crl(2))
-    assert repo.next_crl_number(ISSUER) == 3
-    assert repo.next_crl_number("another-ca") == 1
+def _store(repo: RegistryRepository, number: int, issuer: str = ISSUER) -> None:
+    crl = throwaway_crl(number)
+    next_update = crl.next_update_utc or crl.last_update_utc
+    repo.store_crl(issuer, number, crl.public_bytes(Encoding.DER), crl.last_update_utc, next_update, 0)
+
+
+def test_crl_numbers_are_unique_per_issuer(repo: RegistryRepository) -> None:
+    assert repo.crl_state(ISSUER).number == 0
+    _store(repo, 1)
+    _store(repo, 2)
+    assert repo.crl_state(ISSUER).number == 2
+    assert repo.crl_state("another-ca").number == 0
+    with pytest.raises(CrlNumberTaken):
+        _store(repo, 2)  # the unique (issuer, number) refuses a second CRL 2
+    _store(repo, 2, "another-ca")  # another issuer counts on its own
+    assert [c.number for c in repo.crls(ISSUER)] == [1, 2]
 
 
 # -- the PostgreSQL fixture ---------------------------------------------------------------------------------------
@@ -182,8 +203,8 @@ def test_datetimes_do_not_depend_on_the_server_time_zone(pg_server: PgServer) ->
     try:
         with engine.connect() as connection:
             assert connection.execute(text("SHOW timezone")).scalar_one() == "Asia/Tokyo"
-        repo, wanted = Repository(engine), intent()
-        repo.reserve(wanted)
+        repo, wanted = RegistryRepository(engine), intent()
+        reserve(repo, wanted)
         record = repo.certificate(wanted.serial)
         assert_utc(record.not_before, wanted.not_before)
         assert_utc(record.not_after, wanted.not_after)

@@ -20,6 +20,7 @@ from ca.profiles import load_profiles
 from ca.tsa import TimeStampAuthority, TimeStampFailure, TsaConfigurationError
 from hsm import KeyAlgorithm, TokenSession
 from hsm.audit import audit_entry
+from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
@@ -164,10 +165,10 @@ def test_runtime_adds_a_missing_tsa_on_the_next_init(softhsm: SoftHsm, tmp_path:
     try:
         full = rt.profiles
         rt.profiles = full.model_copy(update={"hierarchy": full.hierarchy.model_copy(update={"tsa": None})})
-        assert rt.init_hierarchy() and rt.ca_records("tsa") == []
+        assert provision(rt) and rt.ca_records("tsa") == []
         rt.profiles = full
-        assert not rt.init_hierarchy() and len(rt.ca_records("tsa")) == 1
-        assert not rt.init_hierarchy() and len(rt.ca_records("tsa")) == 1
+        assert not provision(rt) and len(rt.ca_records("tsa")) == 1
+        assert not provision(rt) and len(rt.ca_records("tsa")) == 1
         query = tsp.TimeStampReq({"version": "v1", "nonce": 7, "cert_req": True, "message_imprint": {
             "hash_algorithm": {"algorithm": "sha384"}, "hashed_message": hashlib.sha384(b"doc").digest()}})  # fmt: skip
         response = tsp.TimeStampResp.load(rt.tsa.respond(query.dump()))

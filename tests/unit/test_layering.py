@@ -25,6 +25,23 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+DATABASE = ("sqlmodel", "sqlalchemy")
+
+
+def test_only_service_db_talks_to_the_database() -> None:
+    """The house rule "only service/db opens sessions", checked on the imports: nothing else in service/ (and
+    nothing in ca/ or hsm/) imports SQLModel or SQLAlchemy."""
+    violations = []
+    for package in ("hsm", "ca", "service"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.is_relative_to(ROOT / "service" / "db"):
+                continue
+            violations += [
+                f"{path.relative_to(ROOT)} imports {n}" for n in _imports(path) if n.split(".")[0] in DATABASE
+            ]
+    assert violations == []
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_imports_only_downwards(package: str) -> None:
     violations = []

@@ -11,7 +11,6 @@ from service.api.deps import STAFF, RuntimeDep, require
 from service.api.schemas import CardIssueIn, CardIssueOut
 from service.db.registry_models import Actor
 from service.flows.card_issuance import CardIssueInput, issue_card
-from service.flows.registry import check_jurisdiction
 from service.policy.model import Role
 
 router = APIRouter(prefix="/v1", tags=["cards"])
@@ -23,7 +22,6 @@ def create_card_issuance(body: CardIssueIn, rt: RuntimeDep, actor: Stations) -> 
     """Issue the signature and user-authentication certificates of a new card from a station's CSRs (the
     station generated the keys and will inject them; the service never sees a private key). With
     ``replaces_card`` the old card is superseded and its certificates revoked as superseded."""
-    check_jurisdiction(actor, rt.repo.resident(body.resident_number).municipality_code)
     result = issue_card(
         rt,
         actor,
@@ -40,7 +38,7 @@ def create_card_issuance(body: CardIssueIn, rt: RuntimeDep, actor: Stations) -> 
     )
     return CardIssueOut(
         card=card_out(result.card),
-        signature=certificate_out(rt.repo.certificate(result.issued["signature"].intent.serial)),
-        user_authentication=certificate_out(rt.repo.certificate(result.issued["user-authentication"].intent.serial)),
+        signature=certificate_out(result.issued["signature"].record),
+        user_authentication=certificate_out(result.issued["user-authentication"].record),
         revoked_serials=[r.serial_hex for r in result.revoked],
     )

@@ -73,7 +73,7 @@ def create_certificate(body: CertificateIn, rt: RuntimeDep, actor: Issuers) -> C
             key_origin=body.key_origin,
         ),
     )
-    return certificate_out(rt.repo.certificate(issued.intent.serial))
+    return certificate_out(issued.record)
 
 
 @router.get("/certificates/{serial}", response_model=CertificateOut, tags=["issuance"])

@@ -61,8 +61,8 @@ def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) ->
         proofing_event_id=event.id,
         decision_rule_id=event.rule_id,
         assurance_level=event.assurance_level,
-        signature=certificate_out(rt.repo.certificate(issued["signature"].intent.serial)),
-        user_authentication=certificate_out(rt.repo.certificate(issued["user-authentication"].intent.serial)),
+        signature=certificate_out(issued["signature"].record),
+        user_authentication=certificate_out(issued["user-authentication"].record),
     )
 
 
@@ -80,7 +80,7 @@ def create_phone_renewal(body: PhoneRenewIn, rt: RuntimeDep, actor: HolderApps) 
             signature=_b64(body.signature_b64),
         ),
     )
-    return certificate_out(rt.repo.certificate(issued.intent.serial))
+    return certificate_out(issued.record)
 
 
 def _b64(text: str) -> bytes:

@@ -18,7 +18,7 @@ from service.api.deps import RuntimeDep, require
 from service.api.schemas import AuditOut, ChainOut
 from service.audit_verification import verify_installation
 from service.db.registry_models import Actor
-from service.errors import NotFound
+from service.errors import CrlUnavailable, NotFound
 from service.policy.model import Role
 
 router = APIRouter()
@@ -36,9 +36,12 @@ def _issuing_name(rt: RuntimeDep, ca: str, *, root_allowed: bool = False) -> str
 
 @router.get("/crl/{ca}.crl", tags=["publication"], response_class=Response)
 def crl(ca: str, rt: RuntimeDep) -> Response:
-    """The current complete CRL (DER), regenerated on every revocation and before it expires."""
-    der = rt.current_crl(_issuing_name(rt, ca, root_allowed=True))
-    return Response(der, media_type="application/pkix-crl")
+    """The newest published complete CRL (DER). It is never signed here: the publisher signs one after
+    revocations (coalesced) and before half its validity has passed."""
+    stored = rt.repo.latest_crl(_issuing_name(rt, ca, root_allowed=True))
+    if stored is None:
+        raise CrlUnavailable(f"no CRL of {ca} has been published yet; it is published at start-up")
+    return Response(stored.crl_der, media_type="application/pkix-crl")
 
 
 @router.get("/ca/{ca}.cer", tags=["publication"], response_class=Response)

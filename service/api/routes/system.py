@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlmodel import Session
 
 from service.api.convert import decision_out
 from service.api.deps import ALL_ROLES, RuntimeDep, require
@@ -29,8 +27,7 @@ def healthz(rt: RuntimeDep) -> JSONResponse:
     except Exception as exc:
         hsm_state = f"unavailable: {type(exc).__name__}"
     try:
-        with Session(rt.repo.engine) as session:
-            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        rt.repo.ping()
     except Exception as exc:
         database = f"unavailable: {type(exc).__name__}"
     ok = hsm_state == database == "ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,29 +57,42 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> AuditRecord:
-    """Add the next record in the caller's transaction; the head row is locked until it commits."""
+def append_all(session: Session, entries: Sequence[AuditEntry], at: datetime | None = None) -> list[AuditRecord]:
+    """Add the next records in the caller's transaction, in order. The head row is read with a row lock
+    (PostgreSQL) once for all of them and stays locked until the transaction ends, so call this last, just
+    before the commit (service.db.unit does)."""
+    if not entries:
+        return []
     head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
-    record = AuditRecord(
-        seq=head.seq + 1,
-        at=(at or datetime.now(UTC)).astimezone(UTC),
-        actor=entry.actor,
-        role=entry.role,
-        action=entry.action,
-        object=entry.object,
-        rule_id=entry.rule_id,
-        decision=entry.decision,
-        details=json.dumps(entry.details, sort_keys=True, ensure_ascii=False, default=str),
-        prev_hash=head.hash,
-        hash="",
-    )
-    record.hash = record_hash(record)
-    head.seq, head.hash = record.seq or 0, record.hash
-    session.add(record)
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    records = []
+    for entry in entries:
+        record = AuditRecord(
+            seq=head.seq + 1,
+            at=moment,
+            actor=entry.actor,
+            role=entry.role,
+            action=entry.action,
+            object=entry.object,
+            rule_id=entry.rule_id,
+            decision=entry.decision,
+            details=json.dumps(entry.details, sort_keys=True, ensure_ascii=False, default=str),
+            prev_hash=head.hash,
+            hash="",
+        )
+        record.hash = record_hash(record)
+        head.seq, head.hash = record.seq or 0, record.hash
+        session.add(record)
+        records.append(record)
     session.add(head)
-    return record
+    return records
+
+
+def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> AuditRecord:
+    """Add one record in the caller's transaction (see ``append_all``)."""
+    return append_all(session, [entry], at)[0]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,374 @@
+"""The database steps of the issuance pipeline (service/flows/pipeline.py): the context read, the intent
+transaction and the outcome transaction, and the reconciliation of intents a crash left behind.
+
+- ``issuance_context``: one read session loads everything a request is judged and prepared on.
+- ``record_intents``: one write transaction spends the request's authorisation (a proofing event, a nonce, or
+  an online proofing recorded as used), records every certificate's intent as ``pending`` and audits both. Spend
+  and intent commit together or not at all, so "event spent, no certificate row" cannot happen.
+- ``record_outcome``: one write transaction records what the token did (issued, withheld, failed), supersedes
+  predecessors, changes cards and gives an authorisation back, all audited. Each intent must still be
+  ``pending``: one that reconciliation resolved meanwhile makes the whole outcome ``IssuanceInterrupted``.
+- ``reconcile_pending``: intents older than a grace period are recorded revoked (cessationOfOperation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from ca.errors import SerialCollision
+from ca.issuance import IssuanceIntent
+from service.db.models import CertificateRecord
+from service.db.registry_models import Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
+from service.db.repository import Repository, by_serial, mark_revoked, serial_hex
+from service.db.unit import WriteTx
+from service.errors import (
+    CardNotFound,
+    CertificateNotFound,
+    IssuanceInterrupted,
+    MunicipalityNotFound,
+    ProofingEventNotFound,
+    ProofingEventUnusable,
+    ResidentNotFound,
+)
+
+WITHHELD_REASON = "cessationOfOperation"  # signed for a request that failed, never delivered
+RECONCILED_REASON = "cessationOfOperation"  # a crash between intent and outcome: possibly signed, never delivered
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Service-side facts recorded with a certificate: whose it is, on which card or device, what it replaces."""
+
+    resident_id: int | None = None
+    card_id: int | None = None
+    device_id: str | None = None
+    replaces_serial: str | None = None
+    key_origin: str = "unknown"  # device | station | unknown: where the holder key pair was generated
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a request's authorisation consumes in the intent transaction (and what a failure gives back)."""
+
+    event_id: str | None = None  # an unused, unexpired proofing event
+    nonce: str | None = None  # a phone application's single-use nonce
+    new_event: ProofingEvent | None = None  # an online proofing decided in this request, recorded as used
+
+    @property
+    def proofing_event_id(self) -> str | None:
+        return self.new_event.id if self.new_event is not None else self.event_id
+
+
+@dataclass(frozen=True)
+class Intent:
+    intent: IssuanceIntent
+    binding: Binding
+
+
+@dataclass(frozen=True)
+class CardChange:
+    number: str
+    status: str | None = None  # e.g. superseded
+    delivery: str | None = None  # e.g. restricted_mail
+
+
+@dataclass(frozen=True)
+class Outcome:
+    issued: Mapping[int, bytes] = field(default_factory=dict)  # serial -> DER, delivered
+    withheld: Mapping[int, bytes] = field(default_factory=dict)  # signed, but a sibling failed: revoked at once
+    failed: Mapping[int, str] = field(default_factory=dict)  # not signed: why
+    supersede: Sequence[int] = ()  # predecessors revoked as superseded (those still issued)
+    cards: Sequence[CardChange] = ()
+    give_back: Spend | None = None
+
+
+@dataclass(frozen=True)
+class ContextQuery:
+    """What a channel knows about its request; ``issuance_context`` loads the rest in one read."""
+
+    resident_number: str | None = None
+    resident_id: int | None = None
+    event_id: str | None = None
+    card_number: str | None = None
+    replaces_card: str | None = None
+    replaces_serial: int | None = None
+    presented_der: bytes | None = None  # the certificate whose key signed the request (phones)
+    presented_serial: int | None = None  # ... named by serial (CMP)
+
+
+@dataclass(frozen=True)
+class IssuanceContext:
+    resident: Resident | None
+    municipality: Municipality | None
+    cards: list[Card]
+    live: list[CertificateRecord]  # the resident's issued certificates, oldest first
+    event: ProofingEvent | None = None
+    card: Card | None = None
+    old_card: Card | None = None
+    predecessor: CertificateRecord | None = None
+    presented: CertificateRecord | None = None
+
+    def holder(self) -> Resident:
+        """The resident the request concerns (NotFound when it names none of this registry)."""
+        if self.resident is None:
+            raise ResidentNotFound("the request names no resident of this registry")
+        return self.resident
+
+    def proofing(self) -> ProofingEvent:
+        if self.event is None:
+            raise ProofingEventNotFound("the request names no proofing event")
+        return self.event
+
+    def new_card(self) -> Card:
+        if self.card is None:
+            raise CardNotFound("the request names no card")
+        return self.card
+
+    def card_by_id(self, card_id: int | None) -> Card | None:
+        return next((c for c in self.cards if c.id == card_id), None) if card_id is not None else None
+
+
+@dataclass(frozen=True)
+class OutcomeRecords:
+    certificates: dict[int, CertificateRecord]  # serial -> its row, as recorded
+    superseded: list[CertificateRecord]
+
+
+class IssuanceStore(Repository):
+    def issuance_context(self, query: ContextQuery) -> IssuanceContext:
+        """Everything the request names, in one read session. Named objects that do not exist raise their
+        NotFound; a presented certificate that is not ours is None (the channel says what that means)."""
+        with self._read() as session:
+            presented = _presented(session, query)
+            card = _card(session, query.card_number)
+            resident = _resident(session, query, presented, card)
+            municipality = session.get(Municipality, resident.municipality_code) if resident else None
+            if resident is not None and municipality is None:
+                raise MunicipalityNotFound(f"no municipality with code {resident.municipality_code!r}")
+            cards, live = _holdings(session, resident)
+            event = None
+            if query.event_id is not None:
+                event = session.get(ProofingEvent, query.event_id)
+                if event is None:
+                    raise ProofingEventNotFound(f"no proofing event {query.event_id!r}")
+            predecessor = by_serial(session, query.replaces_serial) if query.replaces_serial is not None else None
+            return IssuanceContext(resident, municipality, cards, live, event, card,
+                                   _card(session, query.replaces_card), predecessor, presented)  # fmt: skip
+
+    def record_intents(self, spend: Spend, intents: Sequence[Intent], now: datetime) -> None:
+        """The intent transaction: spend, then every intent as ``pending``. ProofingEventUnusable when the
+        authorisation was spent or expired meanwhile; SerialCollision when a serial is taken (nothing is kept)."""
+        with self._write() as tx:
+            _spend(tx, spend, now)
+            wanted = [serial_hex(i.intent.serial) for i in intents]
+            taken = tx.session.exec(select(CertificateRecord.serial_hex).where(col(CertificateRecord.serial_hex)
+                                                                                .in_(wanted))).all()  # fmt: skip
+            if taken:
+                raise SerialCollision(f"serial {taken[0]} is already recorded")
+            for item in intents:
+                tx.session.add(_pending(item, spend.proofing_event_id, now))
+                tx.audit("certificate.intent", serial_hex(item.intent.serial), profile=item.intent.profile,
+                         issuer=item.intent.issuer, proofing_event=spend.proofing_event_id)  # fmt: skip
+            try:
+                tx.session.flush()
+            except IntegrityError as exc:  # a concurrent request took one of the serials since the check
+                raise SerialCollision(f"one of the serials {', '.join(wanted)} is already recorded") from exc
+
+    def record_outcome(self, outcome: Outcome, now: datetime) -> OutcomeRecords:
+        """The outcome transaction (see the module docstring)."""
+        records: dict[int, CertificateRecord] = {}
+        superseded: list[CertificateRecord] = []
+        with self._write() as tx:
+            for serial, der in outcome.issued.items():
+                record = records[serial] = _still_pending(tx.session, serial)
+                record.status, record.certificate_der = "issued", der
+                tx.audit("certificate.issue", record.serial_hex, assurance=record.assurance_level)
+            for serial, der in outcome.withheld.items():
+                record = records[serial] = _still_pending(tx.session, serial)
+                record.certificate_der = der
+                mark_revoked(tx, record, WITHHELD_REASON, now, withheld="a certificate of the same request failed")
+            for serial, reason in outcome.failed.items():
+                record = records[serial] = _still_pending(tx.session, serial)
+                record.status, record.failure = "failed", reason[:500]
+                tx.audit("certificate.fail", record.serial_hex, reason=record.failure)
+            for record in records.values():
+                tx.session.add(record)
+            for serial in outcome.supersede:
+                predecessor = _locked(tx.session, serial)
+                if predecessor is not None and predecessor.status == "issued":
+                    mark_revoked(tx, predecessor, "superseded", now)
+                    superseded.append(predecessor)
+            for change in outcome.cards:
+                _change_card(tx, change)
+            if outcome.give_back is not None:
+                _give_back(tx, outcome.give_back)
+        return OutcomeRecords(records, superseded)
+
+    def reconcile_pending(self, older_than: datetime, now: datetime) -> list[CertificateRecord]:
+        """Record every ``pending`` intent created before ``older_than`` as revoked (possibly signed by a process
+        that died before recording the result; never delivered). Its authorisation stays spent."""
+        with self._write() as tx:
+            query = (
+                select(CertificateRecord)
+                .where(CertificateRecord.status == "pending", col(CertificateRecord.created_at) < older_than)
+                .order_by(col(CertificateRecord.id))
+                .with_for_update()
+            )
+            found = list(tx.session.exec(query))
+            for record in found:
+                record.failure = "reconciled: the process that recorded this intent ended before its outcome"
+                mark_revoked(tx, record, RECONCILED_REASON, now, reconciled=True, intent_at=record.created_at,
+                             proofing_event=record.proofing_event_id)  # fmt: skip
+        return found
+
+    def pending_intents(self) -> list[CertificateRecord]:
+        return self.certificates("pending")
+
+
+def _presented(session: Session, query: ContextQuery) -> CertificateRecord | None:
+    if query.presented_der is not None:
+        return session.exec(
+            select(CertificateRecord).where(CertificateRecord.certificate_der == query.presented_der)
+        ).first()
+    if query.presented_serial is not None:
+        try:
+            return by_serial(session, query.presented_serial)
+        except CertificateNotFound:
+            return None
+    return None
+
+
+def _card(session: Session, number: str | None) -> Card | None:
+    if number is None:
+        return None
+    card = session.exec(select(Card).where(Card.number == number)).first()
+    if card is None:
+        raise CardNotFound(f"no card with number {number!r}")
+    return card
+
+
+def _resident(
+    session: Session, query: ContextQuery, presented: CertificateRecord | None, card: Card | None
+) -> Resident | None:
+    if query.resident_number is not None:
+        found = session.exec(select(Resident).where(Resident.resident_number == query.resident_number)).first()
+        if found is None:
+            raise ResidentNotFound(f"no resident with number {query.resident_number!r}")
+        return found
+    resident_id = query.resident_id
+    if resident_id is None and presented is not None:
+        resident_id = presented.resident_id
+        if resident_id is None and presented.card_id is not None:
+            owner = session.get(Card, presented.card_id)
+            resident_id = owner.resident_id if owner else None
+    if resident_id is None and card is not None:
+        resident_id = card.resident_id
+    return session.get(Resident, resident_id) if resident_id is not None else None
+
+
+def _holdings(session: Session, resident: Resident | None) -> tuple[list[Card], list[CertificateRecord]]:
+    if resident is None:
+        return [], []
+    cards = list(session.exec(select(Card).where(Card.resident_id == resident.id).order_by(col(Card.id))))
+    live = list(
+        session.exec(
+            select(CertificateRecord)
+            .where(CertificateRecord.resident_id == resident.id, CertificateRecord.status == "issued")
+            .order_by(col(CertificateRecord.id))
+        )
+    )
+    return cards, live
+
+
+def use_once(tx: WriteTx, model: type[ProofingEvent] | type[EnrollmentNonce], match: Any, now: datetime) -> bool:
+    """One UPDATE that sets used_at only where it is unset and not expired: two racing callers cannot both win."""
+    result = tx.session.exec(
+        update(model).where(match, col(model.used_at).is_(None), col(model.expires_at) > now).values(used_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+def _spend(tx: WriteTx, spend: Spend, now: datetime) -> None:
+    if spend.new_event is not None:
+        tx.session.add(spend.new_event)
+        tx.session.flush()  # before the certificate rows that reference it
+        tx.audit("proofing.record", spend.new_event.id, operation=spend.new_event.operation,
+                 channel=spend.new_event.channel, rule=spend.new_event.rule_id)  # fmt: skip
+    if spend.event_id is not None:
+        if not use_once(tx, ProofingEvent, col(ProofingEvent.id) == spend.event_id, now):
+            raise ProofingEventUnusable(f"proofing event {spend.event_id} was used or expired meanwhile")
+        tx.audit("proofing.use", spend.event_id)
+    if spend.nonce is not None:
+        if not use_once(tx, EnrollmentNonce, col(EnrollmentNonce.nonce) == spend.nonce, now):
+            raise ProofingEventUnusable("the nonce is unknown, used or expired; ask for a new one")
+        tx.audit("nonce.use", spend.nonce[:16])
+
+
+def _give_back(tx: WriteTx, spend: Spend) -> None:
+    """A failure after the spend gives the authorisation back: nothing of the request was delivered."""
+    if spend.event_id is not None:
+        tx.session.exec(update(ProofingEvent).where(col(ProofingEvent.id) == spend.event_id).values(used_at=None))
+        tx.audit("proofing.release", spend.event_id)
+    if spend.nonce is not None:
+        tx.session.exec(update(EnrollmentNonce).where(col(EnrollmentNonce.nonce) == spend.nonce).values(used_at=None))
+        tx.audit("nonce.release", spend.nonce[:16])
+
+
+def _pending(item: Intent, proofing_event_id: str | None, now: datetime) -> CertificateRecord:
+    intent, binding = item.intent, item.binding
+    return CertificateRecord(
+        serial_hex=serial_hex(intent.serial),
+        issuer=intent.issuer,
+        profile=intent.profile,
+        subject=intent.subject,
+        key_algorithm=intent.key_algorithm,
+        assurance_level=intent.assurance.value,
+        status="pending",
+        not_before=intent.not_before,
+        not_after=intent.not_after,
+        validity_rule=intent.validity_rule,
+        linted=intent.linted,
+        resident_id=binding.resident_id,
+        card_id=binding.card_id,
+        device_id=binding.device_id,
+        proofing_event_id=proofing_event_id,
+        replaces_serial=binding.replaces_serial,
+        key_origin=binding.key_origin,
+        created_at=now,
+    )
+
+
+def _locked(session: Session, serial: int) -> CertificateRecord | None:
+    query = select(CertificateRecord).where(CertificateRecord.serial_hex == serial_hex(serial)).with_for_update()
+    return session.exec(query).first()
+
+
+def _still_pending(session: Session, serial: int) -> CertificateRecord:
+    record = _locked(session, serial)
+    if record is None or record.status != "pending":
+        state = record.status if record is not None else "missing"
+        raise IssuanceInterrupted(
+            f"certificate {serial_hex(serial)} is {state}, no longer pending: reconciliation resolved the request "
+            "while it was being signed; nothing was delivered"
+        )
+    return record
+
+
+def _change_card(tx: WriteTx, change: CardChange) -> None:
+    card = tx.session.exec(select(Card).where(Card.number == change.number)).first()
+    if card is None:
+        raise CardNotFound(f"no card with number {change.number!r}")
+    if change.status is not None:
+        card.status = change.status
+        tx.audit(f"card.{change.status}", change.number)
+    if change.delivery is not None:
+        card.delivery = change.delivery
+        tx.audit("card.delivery", change.number, delivery=change.delivery)
+    tx.session.add(card)

@@ -1,0 +1,85 @@
+"""Units of work: one session per transaction, and every write transaction carries its audit records.
+
+``reading(engine)`` is a read-only session. ``writing(engine, who)`` is one write transaction: the caller
+makes its changes and queues audit entries with ``tx.audit(...)``; on leaving the block the entries are
+appended to the audit chain (the head row is locked only then, just before the commit, so concurrent writers
+hold it for the shortest time) and the transaction commits. An exception rolls everything back, audit records
+included. Objects stay readable after the commit (``expire_on_commit=False``).
+
+SQLite write transactions begin with ``BEGIN IMMEDIATE``: the write lock is taken up front, so two writers
+queue on the busy timeout instead of one failing with "database is locked" when it upgrades a read snapshot
+that another writer has since moved past (WAL's SQLITE_BUSY_SNAPSHOT, which no timeout retries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlmodel import Session
+
+from service.db.audit_chain import AuditEntry, append_all
+
+WRITE_OPTION = "koshin_write"
+SQLITE_BUSY_SECONDS = 30.0  # a writer waits this long for the write lock (several workers, a CRL being stored)
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who a write is made for: every audit record it appends names this actor, role and policy rule."""
+
+    actor: str = "system"
+    role: str = "system"
+    rule_id: str | None = None
+    decision: str | None = None
+
+
+@dataclass
+class WriteTx:
+    """The open write transaction: its session and the audit entries queued for its commit."""
+
+    session: Session
+    who: Acting
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def audit(self, action: str, obj: str, **details: object) -> None:
+        who = self.who
+        self.entries.append(AuditEntry(who.actor, who.role, action, obj, who.rule_id, who.decision, dict(details)))
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def writing(engine: Engine, who: Acting) -> Iterator[WriteTx]:
+    """One write transaction; the queued audit entries are appended and everything commits on exit."""
+    with Session(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False) as session:
+        tx = WriteTx(session, who)
+        yield tx
+        append_all(session, tx.entries)
+        session.commit()
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Let koshin emit BEGIN itself (deferred for reads, IMMEDIATE for writes): pysqlite's own transaction
+    handling begins lazily at the first write, which is what makes snapshot upgrades fail under WAL."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit at the driver; BEGIN comes from _begin
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get(WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

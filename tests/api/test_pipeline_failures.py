@@ -1,0 +1,257 @@
+"""One failure rule for every channel: the token fails on a certificate of a request (injected), and nothing of
+the request is delivered. Certificates already signed for it are recorded revoked (cessationOfOperation, the DER
+kept), the others failed, none is issued or left pending, and the authorisation is given back, so the same
+request succeeds once the token works again.
+
+Channels: REST ``/v1/certificates``, ``/v1/card-issuances`` (a pair: fails on the second), phone enrolment (a
+pair: fails on the second), phone re-key, EST ``simpleenroll`` and CMP ``ir`` (their flow entry points, as
+tests/api/test_est.py and test_cmp.py drive them over the wire), CMP ``kur`` (its flow, ``rekey``).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ca.issuance import PreparedCertificate
+from hsm.errors import HsmError
+from service.cmp.renewal import rekey
+from service.db.models import CertificateRecord
+from service.flows import est
+from service.flows.enrolment import enrolment_secret, event_actor
+from service.flows.issuance import IssueInput, issue_certificate
+from service.protocol import application_bytes, renewal_bytes
+from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.crl_wait import wait_for_crl
+
+pytestmark = pytest.mark.hsm
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(Encoding.PEM).decode()
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@contextmanager
+def token_fails_on(api: Api, monkeypatch: pytest.MonkeyPatch, nth: int) -> Iterator[list[int]]:
+    """The CA core's token signature fails on the ``nth`` call from now (1-based); yields the calls seen."""
+    authority = api.runtime.authority()
+    real: Callable[[PreparedCertificate], x509.Certificate] = authority.sign
+    calls: list[int] = []
+
+    def sign(prepared: PreparedCertificate) -> x509.Certificate:
+        calls.append(prepared.intent.serial)
+        if len(calls) == nth:
+            prepared.used = True
+            raise HsmError("C_Sign failed: CKR_DEVICE_ERROR (injected)")
+        return real(prepared)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(authority, "sign", sign)
+        yield calls
+
+
+def _rows(api: Api, where: Callable[[CertificateRecord], bool]) -> list[CertificateRecord]:
+    return [r for r in api.runtime.repo.certificates() if where(r)]
+
+
+def _assert_nothing_delivered(rows: list[CertificateRecord], signed_before_failure: int) -> None:
+    """The rule: the first ``signed_before_failure`` were signed and are revoked, the rest failed."""
+    assert rows, "the request recorded no intent"
+    statuses = [(r.status, r.revocation_reason) for r in rows]
+    expected: list[tuple[str, str | None]] = [("revoked", "cessationOfOperation")] * signed_before_failure
+    expected += [("failed", None)] * (len(rows) - signed_before_failure)
+    assert statuses == expected, statuses
+    for row in rows[:signed_before_failure]:
+        assert row.certificate_der is not None  # what was signed is kept, revoked
+    for row in rows[signed_before_failure:]:
+        assert row.certificate_der is None and row.failure
+
+
+def _event(api: Api, resident: str, operation: str = "cert_issue") -> dict[str, Any]:
+    body = {"resident_number": resident, "operation": operation, "channel": "counter_in_person",
+            "evidence": COUNTER_EVIDENCE}  # fmt: skip
+    response = api.post("/v1/proofing-events", "municipal_staff", body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _used(api: Api, event_id: str) -> bool:
+    return bool(api.get(f"/v1/proofing-events/{event_id}", "municipal_staff").json()["used"])
+
+
+def _token_problem(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "/problems/token-unavailable"
+
+
+def test_rest_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident = api.new_resident()
+    event = _event(api, resident)
+    body = {"csr_pem": _csr(_key()), "resident_number": resident, "certificate_type": "signature",
+            "proofing_event_id": event["id"]}  # fmt: skip
+    with token_fails_on(api, monkeypatch, 1):
+        _token_problem(api.post("/v1/certificates", "municipal_staff", body))
+    _assert_nothing_delivered(_rows(api, lambda r: r.proofing_event_id == event["id"]), 0)
+    assert not _used(api, event["id"])  # given back
+    assert api.post("/v1/certificates", "municipal_staff", body).status_code == 201
+
+
+def _card_issuance(api: Api, resident: str, event_id: str, keys: dict[str, ec.EllipticCurvePrivateKey]) -> Any:
+    body = {"resident_number": resident, "proofing_event_id": event_id, "card_number": api.card_of(resident),
+            "signature_csr_pem": _csr(keys["signature"]),
+            "user_authentication_csr_pem": _csr(keys["user-authentication"])}  # fmt: skip
+    return api.post("/v1/card-issuances", "municipal_staff", body)
+
+
+def test_card_pair_fails_on_its_second_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident = api.new_resident()
+    event = _event(api, resident, "card_issue")
+    keys = {"signature": _key(), "user-authentication": _key()}
+    with token_fails_on(api, monkeypatch, 2) as calls:
+        _token_problem(_card_issuance(api, resident, event["id"], keys))
+    assert len(calls) == 2
+    rows = _rows(api, lambda r: r.proofing_event_id == event["id"])
+    _assert_nothing_delivered(rows, 1)
+    assert [r.profile for r in rows] == ["signature", "user-authentication"]
+    assert not _used(api, event["id"])
+    withheld = int(rows[0].serial_hex, 16)
+    wait_for_crl(lambda: api.client.get("/crl/signature.crl").content, {withheld})
+    answer = _card_issuance(api, resident, event["id"], keys)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["signature"]["status"] == "issued"
+
+
+def _enrolled_card(api: Api) -> tuple[str, ec.EllipticCurvePrivateKey, str]:
+    """A resident with a card issued here: (resident, the card's signature key, its certificate PEM)."""
+    resident = api.new_resident()
+    event = _event(api, resident, "card_issue")
+    keys = {"signature": _key(), "user-authentication": _key()}
+    answer = _card_issuance(api, resident, event["id"], keys)
+    assert answer.status_code == 201, answer.text
+    return resident, keys["signature"], str(answer.json()["signature"]["certificate_pem"])
+
+
+def _signed(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
+    return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
+
+
+def _nonce(api: Api) -> str:
+    response = api.post("/v1/phone-enrollments/nonce", "holder_app")
+    assert response.status_code == 201, response.text
+    return str(response.json()["nonce"])
+
+
+def _phone_enrolment(api: Api, card_key: ec.EllipticCurvePrivateKey, card_pem: str, device: str) -> dict[str, Any]:
+    csrs = {"signature": _csr(_key()), "user-authentication": _csr(_key())}
+    nonce = _nonce(api)
+    application = application_bytes(nonce, device, {p: c.encode() for p, c in csrs.items()})
+    return {"card_certificate_pem": card_pem, "device_id": device, "signature_csr_pem": csrs["signature"],
+            "user_authentication_csr_pem": csrs["user-authentication"], "nonce": nonce,
+            "application_signature_b64": _signed(card_key, application)}  # fmt: skip
+
+
+def test_phone_enrolment_fails_on_its_second_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, card_key, card_pem = _enrolled_card(api)
+    device = f"phone-{uuid.uuid4().hex[:8]}"
+    body = _phone_enrolment(api, card_key, card_pem, device)
+    with token_fails_on(api, monkeypatch, 2) as calls:
+        _token_problem(api.post("/v1/phone-enrollments", "holder_app", body))
+    assert len(calls) == 2
+    _assert_nothing_delivered(_rows(api, lambda r: r.device_id == device), 1)
+    retried = api.post("/v1/phone-enrollments", "holder_app", body)  # the same signed application: nonce given back
+    assert retried.status_code == 201, retried.text
+    issued = _rows(api, lambda r: r.device_id == device and r.status == "issued")
+    assert sorted(r.profile for r in issued) == ["signature", "user-authentication"]
+
+
+def test_phone_rekey(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, card_key, card_pem = _enrolled_card(api)
+    device = f"phone-{uuid.uuid4().hex[:8]}"
+    phone_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+    csrs = {}
+    for profile in ("signature", "user-authentication"):
+        phone_keys[profile] = _key()
+        csrs[profile] = _csr(phone_keys[profile])
+    nonce = _nonce(api)
+    application = application_bytes(nonce, device, {p: c.encode() for p, c in csrs.items()})
+    enrolled = api.post("/v1/phone-enrollments", "holder_app", {
+        "card_certificate_pem": card_pem, "device_id": device, "signature_csr_pem": csrs["signature"],
+        "user_authentication_csr_pem": csrs["user-authentication"], "nonce": nonce,
+        "application_signature_b64": _signed(card_key, application)})  # fmt: skip
+    assert enrolled.status_code == 201, enrolled.text
+    current = enrolled.json()["user_authentication"]
+    new_csr = _csr(_key())
+    nonce = _nonce(api)
+    data = renewal_bytes(nonce, current["serial"], new_csr.encode())
+    body = {"current_certificate_pem": current["certificate_pem"], "csr_pem": new_csr, "nonce": nonce,
+            "signature_b64": _signed(phone_keys["user-authentication"], data)}  # fmt: skip
+    with token_fails_on(api, monkeypatch, 1):
+        _token_problem(api.post("/v1/phone-renewals", "holder_app", body))
+    _assert_nothing_delivered(_rows(api, lambda r: r.replaces_serial == current["serial"]), 0)
+    assert api.runtime.repo.certificate(int(current["serial"], 16)).status == "issued"  # not superseded
+    retried = api.post("/v1/phone-renewals", "holder_app", body)
+    assert retried.status_code == 201, retried.text
+    assert api.runtime.repo.certificate(int(current["serial"], 16)).status == "revoked"
+
+
+def test_est_simpleenroll(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident = api.new_resident()
+    event = _event(api, resident)
+    csr_der = x509.load_pem_x509_csr(_csr(_key()).encode()).public_bytes(Encoding.DER)
+    secret = enrolment_secret(api.runtime, event["id"])
+    assert secret == event["enrolment_secret"]
+    with token_fails_on(api, monkeypatch, 1), pytest.raises(HsmError):
+        est.enroll(api.runtime, "user-authentication", event["id"], secret, csr_der)
+    _assert_nothing_delivered(_rows(api, lambda r: r.proofing_event_id == event["id"]), 0)
+    assert not _used(api, event["id"])
+    issued = est.enroll(api.runtime, "user-authentication", event["id"], secret, csr_der)
+    assert issued.record.status == "issued"
+
+
+def test_cmp_ir(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``initial_request`` asks of the pipeline: the event's actor, the CRMF key, no CSR."""
+    resident = api.new_resident()
+    event = _event(api, resident)
+    stored = api.runtime.repo.proofing_event(event["id"])
+    item = IssueInput(csr=b"", resident_number=resident, certificate_type="signature", proofing_event_id=event["id"],
+                      public_key=_key().public_key())  # fmt: skip
+    with token_fails_on(api, monkeypatch, 1), pytest.raises(HsmError):
+        issue_certificate(api.runtime, event_actor(api.runtime, stored), item)
+    _assert_nothing_delivered(_rows(api, lambda r: r.proofing_event_id == event["id"]), 0)
+    assert not _used(api, event["id"])
+    assert issue_certificate(api.runtime, event_actor(api.runtime, stored), item).record.status == "issued"
+
+
+def test_cmp_kur(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``key_update`` asks ``rekey``: a signature certificate re-keyed on the current one's key. Under
+    current-2022 the policy refuses an online signature renewal (P12), so this re-keys a phone certificate."""
+    _, card_key, card_pem = _enrolled_card(api)
+    device = f"phone-{uuid.uuid4().hex[:8]}"
+    enrolled = api.post("/v1/phone-enrollments", "holder_app", _phone_enrolment(api, card_key, card_pem, device))
+    assert enrolled.status_code == 201, enrolled.text
+    record = api.runtime.repo.certificate(int(enrolled.json()["signature"]["serial"], 16))
+    new_key = _key().public_key()
+    with token_fails_on(api, monkeypatch, 1), pytest.raises(HsmError):
+        rekey(api.runtime, record, new_key)
+    _assert_nothing_delivered(_rows(api, lambda r: r.replaces_serial == record.serial_hex), 0)
+    assert api.runtime.repo.certificate(int(record.serial_hex, 16)).status == "issued"
+    renewed = rekey(api.runtime, record, new_key)
+    assert renewed.record.status == "issued"
+    assert api.runtime.repo.certificate(int(record.serial_hex, 16)).status == "revoked"
