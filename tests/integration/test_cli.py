@@ -209,3 +209,33 @@ def test_init_completes_an_older_hierarchy(tmp_path: Path) -> None:
     out = tool.ok("init")
     assert "completed: added tsa (tsa)" in out, out
     assert "nothing changed" in tool.ok("init")
+
+
+def test_reconcile_resolves_an_intent_a_crash_left_pending(cli: Cli) -> None:
+    """An intent recorded before the token signed, its outcome never recorded (the process died): `koshin ca
+    reconcile` leaves it alone within the grace period and, past it, records it revoked and says so."""
+    from datetime import UTC, datetime, timedelta
+
+    from ca.issuance import IssuanceIntent
+    from ca.profiles import AssuranceLevel
+    from service.db.issuance_store import Binding, Intent, Spend
+    from service.db.registry_repo import RegistryRepository
+    from service.db.repository import make_engine
+
+    engine = make_engine(f"sqlite:///{cli.home / 'koshin.db'}")
+    serial = x509.random_serial_number()
+    now = datetime.now(UTC).replace(microsecond=0)
+    intent = IssuanceIntent(serial, "signature", "signature", "CN=crashed", "p256", AssuranceLevel.IAL3, now,
+                            now + timedelta(days=1), "test", linted=True)  # fmt: skip
+    RegistryRepository(engine).record_intents(Spend(), [Intent(intent, Binding())], now - timedelta(minutes=1))
+    engine.dispose()
+
+    assert json.loads(cli.ok("ca", "reconcile", "--json")) == []  # a minute old: within the default 300 s
+    (row,) = json.loads(cli.ok("ca", "reconcile", "--grace-seconds", "30", "--json"))
+    assert row["serial"] == f"{serial:040x}" and (row["status"], row["reason"]) == ("revoked", "cessationOfOperation")
+    listed = {r["serial"]: r for r in json.loads(cli.ok("ca", "list", "--json"))}
+    assert listed[f"{serial:040x}"]["status"] == "revoked"
+    assert "no pending intents" in cli.ok("ca", "reconcile", "--grace-seconds", "0")
+    with sqlite3.connect(cli.home / "koshin.db") as db:
+        (crl_der,) = db.execute("SELECT crl_der FROM crl WHERE issuer = 'signature' ORDER BY number DESC").fetchone()
+    assert x509.load_der_x509_crl(crl_der).get_revoked_certificate_by_serial_number(serial) is not None
