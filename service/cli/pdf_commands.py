@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography import x509
@@ -20,12 +20,10 @@ from hsm.capabilities import load_token_profile
 from hsm.device import Device
 from service.cli.context import console, print_json
 from service.cli.device_commands import embedded_home
-from service.pdf.chain import build_chain, fetch_published, load_pem_bundle, published_root
-from service.pdf.signing import SigningRequest, require_document_signing, sign_pdf_bytes
-from service.pdf.timestamp import koshin_tsa_url
-from service.pdf.token_signer import signing_key_label, token_certificate
-from service.pdf.verification import SignatureReport, embedded_revocation_counts, verify_pdf_bytes
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.pdf.verification import SignatureReport
 
 Url = Annotated[str | None, typer.Option(help="Base URL of the koshin service [default: KOSHIN_PUBLIC_BASE_URL].")]
 
@@ -86,6 +84,12 @@ def sign_pdf(
     reason: Annotated[str | None, typer.Option(help="Reason recorded in the signature.")] = None,
 ) -> None:
     """Sign a PDF with a holder's signature key on its token (PAdES, certificate chain embedded)."""
+    from service.pdf.chain import build_chain, fetch_published, load_pem_bundle  # pyHanko: loaded when used
+    from service.pdf.signing import SigningRequest, require_document_signing, sign_pdf_bytes
+    from service.pdf.timestamp import koshin_tsa_url
+    from service.pdf.token_signer import signing_key_label, token_certificate
+    from service.pdf.verification import embedded_revocation_counts
+
     _quiet_pyhanko()
     certificate = x509.load_pem_x509_certificate(cert.read_bytes()) if cert is not None else None
     if certificate is not None:
@@ -123,6 +127,9 @@ def verify_pdf(
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Validate the PDF's signatures against the koshin root; exit 1 unless every signature is valid."""
+    from service.pdf.chain import fetch_published, load_pem_bundle, published_root  # pyHanko: loaded when used
+    from service.pdf.verification import verify_pdf_bytes
+
     _quiet_pyhanko()
     others = load_pem_bundle(chain) if chain is not None else []
     if trust is not None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from service.db.audit_models import AuditHead, AuditRecord
@@ -37,18 +39,23 @@ def _utc(moment: datetime) -> datetime:
 
 
 def record_hash(record: AuditRecord) -> str:
+    return fields_hash(record.model_dump())
+
+
+def fields_hash(fields: Mapping[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON: every field but its own hash, ``at`` as aware UTC ISO 8601."""
     canonical = json.dumps(
         {
-            "seq": record.seq,
-            "at": _utc(record.at).isoformat(),
-            "actor": record.actor,
-            "role": record.role,
-            "action": record.action,
-            "object": record.object,
-            "rule_id": record.rule_id,
-            "decision": record.decision,
-            "details": record.details,
-            "prev_hash": record.prev_hash,
+            "seq": fields["seq"],
+            "at": _utc(fields["at"]).isoformat(),
+            "actor": fields["actor"],
+            "role": fields["role"],
+            "action": fields["action"],
+            "object": fields["object"],
+            "rule_id": fields["rule_id"],
+            "decision": fields["decision"],
+            "details": fields["details"],
+            "prev_hash": fields["prev_hash"],
         },
         sort_keys=True,
         ensure_ascii=False,
@@ -57,42 +64,52 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def append_all(session: Session, entries: Sequence[AuditEntry], at: datetime | None = None) -> list[AuditRecord]:
-    """Add the next records in the caller's transaction, in order. The head row is read with a row lock
-    (PostgreSQL) once for all of them and stays locked until the transaction ends, so call this last, just
-    before the commit (service.db.unit does)."""
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_RECORDS = AuditRecord.__table__  # type: ignore[attr-defined]
+_LOCKED_HEAD = core_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_RECORDS = insert(_RECORDS)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
+def append_all(session: Session, entries: Sequence[AuditEntry], at: datetime | None = None) -> int:
+    """Add the next records in the caller's transaction, in order; returns the new head's sequence number. The
+    head row is read with a row lock (PostgreSQL) once for all of them and stays locked until the transaction
+    ends, so call this last, just before the commit (service.db.unit does). Core statements: no ORM objects on
+    the path every write takes."""
     if not entries:
-        return []
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        return 0
+    connection = session.connection()
+    head = connection.execute(_LOCKED_HEAD).first()
+    seq, previous = (int(head[0]), str(head[1])) if head is not None else (0, GENESIS)
     moment = (at or datetime.now(UTC)).astimezone(UTC)
-    records = []
+    rows = []
     for entry in entries:
-        record = AuditRecord(
-            seq=head.seq + 1,
-            at=moment,
-            actor=entry.actor,
-            role=entry.role,
-            action=entry.action,
-            object=entry.object,
-            rule_id=entry.rule_id,
-            decision=entry.decision,
-            details=json.dumps(entry.details, sort_keys=True, ensure_ascii=False, default=str),
-            prev_hash=head.hash,
-            hash="",
-        )
-        record.hash = record_hash(record)
-        head.seq, head.hash = record.seq or 0, record.hash
-        session.add(record)
-        records.append(record)
-    session.add(head)
-    return records
+        seq += 1
+        values: dict[str, Any] = {
+            "seq": seq,
+            "at": moment,
+            "actor": entry.actor,
+            "role": entry.role,
+            "action": entry.action,
+            "object": entry.object,
+            "rule_id": entry.rule_id,
+            "decision": entry.decision,
+            "details": json.dumps(entry.details, sort_keys=True, ensure_ascii=False, default=str),
+            "prev_hash": previous,
+        }
+        values["hash"] = previous = fields_hash(values)
+        rows.append(values)
+    connection.execute(_INSERT_RECORDS, rows)
+    if head is None:
+        connection.execute(insert(_HEAD).values(id=1, seq=seq, hash=previous))
+    else:
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
+    return seq
 
 
-def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> AuditRecord:
+def append(session: Session, entry: AuditEntry, at: datetime | None = None) -> int:
     """Add one record in the caller's transaction (see ``append_all``)."""
-    return append_all(session, [entry], at)[0]
+    return append_all(session, [entry], at)
 
 
 @dataclass(frozen=True)

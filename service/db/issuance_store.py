@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -38,6 +38,7 @@ from service.errors import (
     ResidentNotFound,
 )
 
+_CERTIFICATES = CertificateRecord.__table__  # type: ignore[attr-defined]
 WITHHELD_REASON = "cessationOfOperation"  # signed for a request that failed, never delivered
 RECONCILED_REASON = "cessationOfOperation"  # a crash between intent and outcome: possibly signed, never delivered
 
@@ -164,47 +165,49 @@ class IssuanceStore(Repository):
 
     def record_intents(self, spend: Spend, intents: Sequence[Intent], now: datetime) -> None:
         """The intent transaction: spend, then every intent as ``pending``. ProofingEventUnusable when the
-        authorisation was spent or expired meanwhile; SerialCollision when a serial is taken (nothing is kept)."""
+        authorisation was spent or expired meanwhile; SerialCollision when a serial is taken (nothing is kept).
+        Core statements throughout: this and the outcome transaction are the hot path of every issuance."""
+        rows = [_pending(item, spend.proofing_event_id, now) for item in intents]
         with self._write() as tx:
             _spend(tx, spend, now)
-            wanted = [serial_hex(i.intent.serial) for i in intents]
-            taken = tx.session.exec(select(CertificateRecord.serial_hex).where(col(CertificateRecord.serial_hex)
-                                                                                .in_(wanted))).all()  # fmt: skip
-            if taken:
-                raise SerialCollision(f"serial {taken[0]} is already recorded")
-            for item in intents:
-                tx.session.add(_pending(item, spend.proofing_event_id, now))
-                tx.audit("certificate.intent", serial_hex(item.intent.serial), profile=item.intent.profile,
-                         issuer=item.intent.issuer, proofing_event=spend.proofing_event_id)  # fmt: skip
+            savepoint = tx.connection.begin_nested()  # PostgreSQL: a failed insert must not abort the spend
             try:
-                tx.session.flush()
-            except IntegrityError as exc:  # a concurrent request took one of the serials since the check
-                raise SerialCollision(f"one of the serials {', '.join(wanted)} is already recorded") from exc
+                tx.connection.execute(insert(_CERTIFICATES), rows)
+            except IntegrityError as exc:
+                savepoint.rollback()
+                raise SerialCollision(
+                    f"one of the serials {', '.join(r['serial_hex'] for r in rows)} is taken"
+                ) from exc
+            savepoint.commit()
+            for item, row in zip(intents, rows, strict=True):
+                tx.audit("certificate.intent", row["serial_hex"], profile=item.intent.profile,
+                         issuer=item.intent.issuer, proofing_event=spend.proofing_event_id)  # fmt: skip
 
     def record_outcome(self, outcome: Outcome, now: datetime) -> OutcomeRecords:
-        """The outcome transaction (see the module docstring)."""
+        """The outcome transaction (see the module docstring). Each update returns its row (RETURNING), so the
+        records come back without another read."""
         records: dict[int, CertificateRecord] = {}
         superseded: list[CertificateRecord] = []
         with self._write() as tx:
+            connection = tx.connection
             for serial, der in outcome.issued.items():
-                record = records[serial] = _still_pending(tx.session, serial)
-                record.status, record.certificate_der = "issued", der
-                tx.audit("certificate.issue", record.serial_hex, assurance=record.assurance_level)
+                records[serial] = _from_pending(connection, serial, status="issued", der=der, at=None, reason=None,
+                                                failure=None)  # fmt: skip
+                tx.audit("certificate.issue", serial_hex(serial))
             for serial, der in outcome.withheld.items():
-                record = records[serial] = _still_pending(tx.session, serial)
-                record.certificate_der = der
-                mark_revoked(tx, record, WITHHELD_REASON, now, withheld="a certificate of the same request failed")
+                records[serial] = _from_pending(connection, serial, status="revoked", der=der, at=now,
+                                                reason=WITHHELD_REASON, failure=None)  # fmt: skip
+                tx.audit("certificate.revoke", serial_hex(serial), reason=WITHHELD_REASON,
+                         withheld="a certificate of the same request failed")  # fmt: skip
             for serial, reason in outcome.failed.items():
-                record = records[serial] = _still_pending(tx.session, serial)
-                record.status, record.failure = "failed", reason[:500]
-                tx.audit("certificate.fail", record.serial_hex, reason=record.failure)
-            for record in records.values():
-                tx.session.add(record)
+                records[serial] = _from_pending(connection, serial, status="failed", der=None, at=None, reason=None,
+                                                failure=reason[:500])  # fmt: skip
+                tx.audit("certificate.fail", serial_hex(serial), reason=reason[:500])
             for serial in outcome.supersede:
-                predecessor = _locked(tx.session, serial)
-                if predecessor is not None and predecessor.status == "issued":
-                    mark_revoked(tx, predecessor, "superseded", now)
-                    superseded.append(predecessor)
+                row = connection.execute(_SUPERSEDE, {"serial": serial_hex(serial), "at": now}).mappings().first()
+                if row is not None:
+                    tx.audit("certificate.revoke", serial_hex(serial), reason="superseded")
+                    superseded.append(CertificateRecord.model_construct(**row))
             for change in outcome.cards:
                 _change_card(tx, change)
             if outcome.give_back is not None:
@@ -289,7 +292,7 @@ def _holdings(session: Session, resident: Resident | None) -> tuple[list[Card], 
 
 def use_once(tx: WriteTx, model: type[ProofingEvent] | type[EnrollmentNonce], match: Any, now: datetime) -> bool:
     """One UPDATE that sets used_at only where it is unset and not expired: two racing callers cannot both win."""
-    result = tx.session.exec(
+    result = tx.connection.execute(
         update(model).where(match, col(model.used_at).is_(None), col(model.expires_at) > now).values(used_at=now)
     )
     return bool(result.rowcount == 1)
@@ -297,8 +300,7 @@ def use_once(tx: WriteTx, model: type[ProofingEvent] | type[EnrollmentNonce], ma
 
 def _spend(tx: WriteTx, spend: Spend, now: datetime) -> None:
     if spend.new_event is not None:
-        tx.session.add(spend.new_event)
-        tx.session.flush()  # before the certificate rows that reference it
+        tx.connection.execute(insert(ProofingEvent.__table__).values(**spend.new_event.model_dump()))  # type: ignore[attr-defined]
         tx.audit("proofing.record", spend.new_event.id, operation=spend.new_event.operation,
                  channel=spend.new_event.channel, rule=spend.new_event.rule_id)  # fmt: skip
     if spend.event_id is not None:
@@ -314,61 +316,75 @@ def _spend(tx: WriteTx, spend: Spend, now: datetime) -> None:
 def _give_back(tx: WriteTx, spend: Spend) -> None:
     """A failure after the spend gives the authorisation back: nothing of the request was delivered."""
     if spend.event_id is not None:
-        tx.session.exec(update(ProofingEvent).where(col(ProofingEvent.id) == spend.event_id).values(used_at=None))
+        tx.connection.execute(update(ProofingEvent).where(col(ProofingEvent.id) == spend.event_id).values(used_at=None))
         tx.audit("proofing.release", spend.event_id)
     if spend.nonce is not None:
-        tx.session.exec(update(EnrollmentNonce).where(col(EnrollmentNonce.nonce) == spend.nonce).values(used_at=None))
+        tx.connection.execute(
+            update(EnrollmentNonce).where(col(EnrollmentNonce.nonce) == spend.nonce).values(used_at=None)
+        )
         tx.audit("nonce.release", spend.nonce[:16])
 
 
-def _pending(item: Intent, proofing_event_id: str | None, now: datetime) -> CertificateRecord:
+def _pending(item: Intent, proofing_event_id: str | None, now: datetime) -> dict[str, Any]:
     intent, binding = item.intent, item.binding
-    return CertificateRecord(
-        serial_hex=serial_hex(intent.serial),
-        issuer=intent.issuer,
-        profile=intent.profile,
-        subject=intent.subject,
-        key_algorithm=intent.key_algorithm,
-        assurance_level=intent.assurance.value,
-        status="pending",
-        not_before=intent.not_before,
-        not_after=intent.not_after,
-        validity_rule=intent.validity_rule,
-        linted=intent.linted,
-        resident_id=binding.resident_id,
-        card_id=binding.card_id,
-        device_id=binding.device_id,
-        proofing_event_id=proofing_event_id,
-        replaces_serial=binding.replaces_serial,
-        key_origin=binding.key_origin,
-        created_at=now,
-    )
+    return {
+        "serial_hex": serial_hex(intent.serial),
+        "issuer": intent.issuer,
+        "profile": intent.profile,
+        "subject": intent.subject,
+        "key_algorithm": intent.key_algorithm,
+        "assurance_level": intent.assurance.value,
+        "status": "pending",
+        "not_before": intent.not_before,
+        "not_after": intent.not_after,
+        "validity_rule": intent.validity_rule,
+        "linted": intent.linted,
+        "resident_id": binding.resident_id,
+        "card_id": binding.card_id,
+        "device_id": binding.device_id,
+        "proofing_event_id": proofing_event_id,
+        "replaces_serial": binding.replaces_serial,
+        "key_origin": binding.key_origin,
+        "certificate_der": None,
+        "failure": None,
+        "revoked_at": None,
+        "revocation_reason": None,
+        "created_at": now,
+    }
 
 
-def _locked(session: Session, serial: int) -> CertificateRecord | None:
-    query = select(CertificateRecord).where(CertificateRecord.serial_hex == serial_hex(serial)).with_for_update()
-    return session.exec(query).first()
+_FROM_PENDING = (
+    update(_CERTIFICATES)
+    .where(_CERTIFICATES.c.serial_hex == bindparam("serial"), _CERTIFICATES.c.status == "pending")
+    .values(status=bindparam("status"), certificate_der=bindparam("der"), revoked_at=bindparam("at"),
+            revocation_reason=bindparam("reason"), failure=bindparam("failure"))
+    .returning(*_CERTIFICATES.c)
+)  # fmt: skip
+_SUPERSEDE = (
+    update(_CERTIFICATES)
+    .where(_CERTIFICATES.c.serial_hex == bindparam("serial"), _CERTIFICATES.c.status == "issued")
+    .values(status="revoked", revoked_at=bindparam("at"), revocation_reason="superseded")
+    .returning(*_CERTIFICATES.c)
+)
 
 
-def _still_pending(session: Session, serial: int) -> CertificateRecord:
-    record = _locked(session, serial)
-    if record is None or record.status != "pending":
-        state = record.status if record is not None else "missing"
+def _from_pending(connection: Connection, serial: int, **values: Any) -> CertificateRecord:
+    """Move one intent out of ``pending``; IssuanceInterrupted when it is no longer pending (reconciled)."""
+    row = connection.execute(_FROM_PENDING, {"serial": serial_hex(serial), **values}).mappings().first()
+    if row is None:
         raise IssuanceInterrupted(
-            f"certificate {serial_hex(serial)} is {state}, no longer pending: reconciliation resolved the request "
-            "while it was being signed; nothing was delivered"
+            f"certificate {serial_hex(serial)} is no longer pending: reconciliation resolved the request while it "
+            "was being signed; nothing was delivered"
         )
-    return record
+    return CertificateRecord.model_construct(**row)
 
 
 def _change_card(tx: WriteTx, change: CardChange) -> None:
-    card = tx.session.exec(select(Card).where(Card.number == change.number)).first()
-    if card is None:
+    values = {k: v for k, v in (("status", change.status), ("delivery", change.delivery)) if v is not None}
+    changed = tx.connection.execute(update(Card).where(col(Card.number) == change.number).values(**values))
+    if changed.rowcount != 1:
         raise CardNotFound(f"no card with number {change.number!r}")
     if change.status is not None:
-        card.status = change.status
         tx.audit(f"card.{change.status}", change.number)
     if change.delivery is not None:
-        card.delivery = change.delivery
         tx.audit("card.delivery", change.number, delivery=change.delivery)
-    tx.session.add(card)

@@ -13,12 +13,16 @@ that another writer has since moved past (WAL's SQLITE_BUSY_SNAPSHOT, which no t
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
 from service.db.audit_chain import AuditEntry, append_all
@@ -45,6 +49,11 @@ class WriteTx:
     who: Acting
     entries: list[AuditEntry] = field(default_factory=list)
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for Core statements (no ORM unit of work on the hot paths)."""
+        return self.session.connection()
+
     def audit(self, action: str, obj: str, **details: object) -> None:
         who = self.who
         self.entries.append(AuditEntry(who.actor, who.role, action, obj, who.rule_id, who.decision, dict(details)))
@@ -59,11 +68,60 @@ def reading(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def writing(engine: Engine, who: Acting) -> Iterator[WriteTx]:
     """One write transaction; the queued audit entries are appended and everything commits on exit."""
-    with Session(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False) as session:
+    with _gate(engine), Session(_writer(engine), expire_on_commit=False) as session:
         tx = WriteTx(session, who)
         yield tx
         append_all(session, tx.entries)
         session.commit()
+
+
+class _WriteGate:
+    """Writers of one SQLite file queue here, across threads (a lock) and processes (``flock`` on a file beside
+    the database), before they BEGIN IMMEDIATE. SQLite's own busy handler polls with growing sleeps (1, 2, 5, 10,
+    ... ms), so two busy workers spend most of their time asleep; a blocked ``flock`` wakes as soon as the holder
+    lets go. The lock file is opened once per process (a forked child must not share its parent's lock)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.pid, self.fd = path, -1, -1
+        self.local = threading.Lock()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.local:
+            if self.pid != os.getpid():
+                self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, _WriteGate | None] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _gate(engine: Engine) -> Iterator[None]:
+    if engine not in _GATES:
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        _GATES[engine] = _WriteGate(f"{database}.write-lock") if database and database != ":memory:" else None
+    gate = _GATES[engine]
+    if gate is None:
+        yield
+        return
+    with gate.held():
+        yield
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _writer(engine: Engine) -> Engine:
+    """The engine with the write option set (SQLite: BEGIN IMMEDIATE), made once per engine."""
+    found = _WRITERS.get(engine)
+    if found is None:
+        found = _WRITERS[engine] = engine.execution_options(**{WRITE_OPTION: True})
+    return found
 
 
 def configure_sqlite(engine: Engine) -> None:
