@@ -59,7 +59,7 @@ def evidence_of(record: CertificateRecord) -> frozenset[Evidence]:
 def _context(rt: Runtime, record: CertificateRecord) -> IssuanceContext:
     if record.resident_id is None:
         raise CmpRejected("notAuthorized", "the certificate is not bound to a resident")
-    return rt.repo.issuance_context(ContextQuery(resident_id=record.resident_id))
+    return rt.repo.issuance_context(ContextQuery(resident_id=record.resident_id, policy_facts=True))
 
 
 def rekey(rt: Runtime, record: CertificateRecord, public_key: CertificatePublicKeyTypes) -> IssuedCertificate:

@@ -102,6 +102,7 @@ class ContextQuery:
     replaces_serial: int | None = None
     presented_der: bytes | None = None  # the certificate whose key signed the request (phones)
     presented_serial: int | None = None  # ... named by serial (CMP)
+    policy_facts: bool = False  # also what the policy asks of the holder (a live signature certificate)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class IssuanceContext:
     resident: Resident | None
     municipality: Municipality | None
     cards: list[Card]
-    live: list[CertificateRecord]  # the resident's issued certificates, oldest first
+    signature_live: bool = False  # the resident holds an issued signature certificate (with policy_facts)
+    predecessors: list[CertificateRecord] = field(default_factory=list)  # the old card's issued certificates
     event: ProofingEvent | None = None
     card: Card | None = None
     old_card: Card | None = None
@@ -153,15 +155,18 @@ class IssuanceStore(Repository):
             municipality = session.get(Municipality, resident.municipality_code) if resident else None
             if resident is not None and municipality is None:
                 raise MunicipalityNotFound(f"no municipality with code {resident.municipality_code!r}")
-            cards, live = _holdings(session, resident)
+            cards = _cards(session, resident)
+            old_card = _card(session, query.replaces_card) if query.replaces_card else None
+            predecessors = _issued(session, CertificateRecord.card_id == old_card.id) if old_card else []
+            signature_live = query.policy_facts and resident is not None and _has_live_signature(session, resident)
             event = None
             if query.event_id is not None:
                 event = session.get(ProofingEvent, query.event_id)
                 if event is None:
                     raise ProofingEventNotFound(f"no proofing event {query.event_id!r}")
             predecessor = by_serial(session, query.replaces_serial) if query.replaces_serial is not None else None
-            return IssuanceContext(resident, municipality, cards, live, event, card,
-                                   _card(session, query.replaces_card), predecessor, presented)  # fmt: skip
+            return IssuanceContext(resident, municipality, cards, signature_live, predecessors, event, card,
+                                   old_card, predecessor, presented)  # fmt: skip
 
     def record_intents(self, spend: Spend, intents: Sequence[Intent], now: datetime) -> None:
         """The intent transaction: spend, then every intent as ``pending``. ProofingEventUnusable when the
@@ -276,18 +281,24 @@ def _resident(
     return session.get(Resident, resident_id) if resident_id is not None else None
 
 
-def _holdings(session: Session, resident: Resident | None) -> tuple[list[Card], list[CertificateRecord]]:
+def _cards(session: Session, resident: Resident | None) -> list[Card]:
     if resident is None:
-        return [], []
-    cards = list(session.exec(select(Card).where(Card.resident_id == resident.id).order_by(col(Card.id))))
-    live = list(
-        session.exec(
-            select(CertificateRecord)
-            .where(CertificateRecord.resident_id == resident.id, CertificateRecord.status == "issued")
-            .order_by(col(CertificateRecord.id))
-        )
+        return []
+    return list(session.exec(select(Card).where(Card.resident_id == resident.id).order_by(col(Card.id))))
+
+
+def _issued(session: Session, where: Any) -> list[CertificateRecord]:
+    query = select(CertificateRecord).where(where, CertificateRecord.status == "issued")
+    return list(session.exec(query.order_by(col(CertificateRecord.id))))
+
+
+def _has_live_signature(session: Session, resident: Resident) -> bool:
+    query = select(CertificateRecord.id).where(
+        CertificateRecord.resident_id == resident.id,
+        CertificateRecord.status == "issued",
+        CertificateRecord.profile == "signature",
     )
-    return cards, live
+    return session.exec(query.limit(1)).first() is not None
 
 
 def use_once(tx: WriteTx, model: type[ProofingEvent] | type[EnrollmentNonce], match: Any, now: datetime) -> bool:

@@ -59,7 +59,7 @@ def issue_card(rt: Runtime, actor: Actor, item: CardIssueInput) -> CardIssueResu
         raise ProofingEventUnusable(f"a card needs exactly one CSR for each of {', '.join(PROFILES)}")
     if old_card is not None and (old_card.resident_id != resident.id or old_card.id == card.id):
         raise ProofingEventUnusable(f"card {old_card.number} is not another card of this resident")
-    predecessors = {r.profile: r for r in ctx.live if old_card is not None and r.card_id == old_card.id}
+    predecessors = {r.profile: r for r in ctx.predecessors}
     holder = holder_of(ctx, card_end(card))
     orders = []
     for profile in PROFILES:

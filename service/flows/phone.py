@@ -147,7 +147,7 @@ def enroll_phone(
     rt: Runtime, actor: Actor, item: PhoneEnrollInput
 ) -> tuple[ProofingEvent, dict[str, IssuedCertificate]]:
     card_cert = x509.load_pem_x509_certificate(item.card_certificate_pem)
-    ctx = rt.repo.issuance_context(ContextQuery(presented_der=card_cert.public_bytes(Encoding.DER)))
+    ctx = rt.repo.issuance_context(ContextQuery(presented_der=card_cert.public_bytes(Encoding.DER), policy_facts=True))
     card = live_card_certificate(ctx, card_cert, rt)
     verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
     evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})

@@ -35,7 +35,7 @@ class PhoneRenewInput:
 
 def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) -> IssuedCertificate:
     current = x509.load_pem_x509_certificate(item.current_certificate_pem)
-    ctx = rt.repo.issuance_context(ContextQuery(presented_der=current.public_bytes(Encoding.DER)))
+    ctx = rt.repo.issuance_context(ContextQuery(presented_der=current.public_bytes(Encoding.DER), policy_facts=True))
     record = ctx.presented
     if record is None or record.key_origin != "device" or record.card_id is None:
         raise ProofingEventUnusable("the certificate is not a phone certificate issued here")

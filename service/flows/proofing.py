@@ -33,7 +33,6 @@ def policy_request(actor: Actor, ctx: IssuanceContext, item: ProofingInput) -> P
         raise ResidentNotFound("the request names no resident of this registry")
     today = datetime.now(UTC).date()
     cards = ctx.cards
-    signature_live = any(r.profile == "signature" for r in ctx.live)
     return PolicyRequest(
         operation=item.operation,
         channel=item.channel,
@@ -46,7 +45,7 @@ def policy_request(actor: Actor, ctx: IssuanceContext, item: ProofingInput) -> P
             adult_ward=resident.adult_ward,
             evacuee=resident.evacuee,
             card_valid=any(c.status == "active" and c.expires_on >= today for c in cards),
-            sign_cert_valid=signature_live,
+            sign_cert_valid=ctx.signature_live,
         ),
         post_office_delegated=municipality.post_office_delegation,
         venue=item.venue,
@@ -59,7 +58,7 @@ def evaluate(rt: Runtime, request: PolicyRequest) -> Decision:
 
 def record_proofing(rt: Runtime, actor: Actor, item: ProofingInput) -> tuple[ProofingEvent, Decision]:
     """Decide, then store a single-use event that expires; a refusal is audited and raised as PolicyDenied."""
-    ctx = rt.repo.issuance_context(ContextQuery(resident_number=item.resident_number))
+    ctx = rt.repo.issuance_context(ContextQuery(resident_number=item.resident_number, policy_facts=True))
     resident = ctx.holder()
     decision = evaluate(rt, policy_request(actor, ctx, item))
     repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
