@@ -13,7 +13,7 @@ from service.api.limits import BodyLimit
 from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
 from service.audit_schedule import start_checkpointer
 from service.flows.reconciliation import reconcile
-from service.provisioning import provision
+from service.provisioning import provision, warm_up
 from service.publication.crl import BackgroundPublisher
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or open_runtime(settings, create=settings.embedded)
         provision(rt)  # start-up only: nothing is provisioned inside a request
+        warm_up(rt)
         for record in reconcile(rt):
             log.warning("reconciled pending intent %s (%s): recorded revoked", record.serial_hex, record.profile)
         publisher = BackgroundPublisher(rt.crl_publication, settings.crl_coalesce_seconds, settings.crl_check_seconds,
