@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             log.warning("reconciled pending intent %s (%s): recorded revoked", record.serial_hex, record.profile)
         publisher = BackgroundPublisher(rt.crl_publication, settings.crl_coalesce_seconds, settings.crl_check_seconds,
                                         maintenance=lambda: reconcile(rt))  # fmt: skip
-        rt.publisher = publisher
+        previous, rt.publisher = rt.publisher, publisher  # a test's second app on one runtime gives it back
         publisher.start()
         checkpointer = start_checkpointer(rt)  # signed audit checkpoints: start-up, schedule, shutdown
         app.state.runtime = rt
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         finally:
             publisher.stop()  # publishes what is still marked
-            rt.publisher = None
+            rt.publisher = previous
             checkpointer.stop()
             if runtime is None:
                 rt.close()

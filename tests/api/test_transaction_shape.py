@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +75,16 @@ def counted(engine: Engine) -> Iterator[Shape]:
             event.remove(target, name, function)
 
 
+@dataclass
+class Handed:
+    """Stands in for the CRL publisher: records what the pipeline hands to publication."""
+
+    issuers: list[str] = field(default_factory=list)
+
+    def revoked(self, issuers: Iterable[str]) -> None:
+        self.issuers += sorted(issuers)
+
+
 def _csr() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")])
@@ -97,19 +107,20 @@ def _event(api: Api, resident: str, operation: str) -> str:
     return str(response.json()["id"])
 
 
-def test_a_plain_issuance_is_one_read_and_two_write_transactions(api: Api) -> None:
+def test_a_plain_issuance_is_one_read_and_two_write_transactions(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     resident = api.new_resident()
     event_id = _event(api, resident, "cert_issue")
     item = IssueInput(csr=_csr(), resident_number=resident, certificate_type="signature", proofing_event_id=event_id,
                       card_number=api.card_of(resident))  # fmt: skip
-    staff = _staff(api)
+    staff, handed = _staff(api), Handed()
+    monkeypatch.setattr(api.runtime, "publisher", handed)
     with counted(api.runtime.repo.engine) as shape:
         issued = issue_certificate(api.runtime, staff, item)
-    assert issued.record.status == "issued"
+    assert issued.record.status == "issued" and handed.issuers == []
     assert (shape.sessions, shape.transactions, shape.writes) == (3, 3, 2), shape.statements
 
 
-def test_a_card_renewal_is_one_read_and_two_write_transactions(api: Api) -> None:
+def test_a_card_renewal_is_one_read_and_two_write_transactions(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     resident = api.new_resident()
     old_card = api.card_of(resident)
     staff = _staff(api)
@@ -123,7 +134,10 @@ def test_a_card_renewal_is_one_read_and_two_write_transactions(api: Api) -> None
     assert added.status_code == 201, added.text
     renewal = CardIssueInput(resident, _event(api, resident, "card_renew"), new_card,
                              {"signature": _csr(), "user-authentication": _csr()}, replaces_card=old_card)  # fmt: skip
+    handed = Handed()
+    monkeypatch.setattr(api.runtime, "publisher", handed)
     with counted(api.runtime.repo.engine) as shape:
         result = issue_card(api.runtime, staff, renewal)
     assert len(result.revoked) == 2 and all(r.status == "revoked" for r in result.revoked)
+    assert handed.issuers == ["signature", "user-authentication"]  # the old card's CAs go to publication
     assert (shape.sessions, shape.transactions, shape.writes) == (3, 3, 2), shape.statements
