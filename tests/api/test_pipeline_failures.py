@@ -255,3 +255,22 @@ def test_cmp_kur(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     renewed = rekey(api.runtime, record, new_key)
     assert renewed.record.status == "issued"
     assert api.runtime.repo.certificate(int(record.serial_hex, 16)).status == "revoked"
+
+
+def test_a_taken_serial_is_prepared_again_and_spends_once(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first serial drawn is one the store already holds: the intent transaction rolls back (nothing spent,
+    nothing recorded), the pipeline prepares the request again with a fresh serial, and the event is spent once."""
+    taken = int(api.runtime.repo.certificates("issued")[0].serial_hex, 16)
+    draws = iter([taken])
+    real = x509.random_serial_number
+    monkeypatch.setattr(x509, "random_serial_number", lambda: next(draws, None) or real())
+    resident = api.new_resident()
+    event = _event(api, resident)
+    body = {"csr_pem": _csr(_key()), "resident_number": resident, "certificate_type": "signature",
+            "proofing_event_id": event["id"]}  # fmt: skip
+    answer = api.post("/v1/certificates", "municipal_staff", body)
+    assert answer.status_code == 201, answer.text
+    assert int(answer.json()["serial"], 16) != taken
+    assert [r.status for r in _rows(api, lambda r: r.proofing_event_id == event["id"])] == ["issued"]
+    uses = [r.action for r in api.runtime.repo.audit_records(0, 1_000_000) if r.object == event["id"]]
+    assert uses == ["proofing.record", "proofing.use"]
