@@ -236,9 +236,6 @@ class IssuanceStore(Repository):
                              proofing_event=record.proofing_event_id)  # fmt: skip
         return found
 
-    def pending_intents(self) -> list[CertificateRecord]:
-        return self.certificates("pending")
-
 
 def _presented(session: Session, query: ContextQuery) -> CertificateRecord | None:
     if query.presented_der is not None:

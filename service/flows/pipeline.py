@@ -101,8 +101,9 @@ class Pipeline:
         if not plan.orders:
             raise IssuanceRefused("an issuance request needs at least one certificate")
         store = self.store.as_(plan.who)
-        prepared = self._prepare(plan, store)
-        signed, failure = self._sign(prepared)
+        prepared = self._prepare_and_record(plan, store)
+        certificates, failure = self._sign(prepared)
+        signed = {serial: c.public_bytes(Encoding.DER) for serial, c in certificates.items()}
         serials = [p.intent.serial for p in prepared]
         if failure is None:
             outcome = Outcome(issued=signed, supersede=plan.supersede, cards=plan.cards)
@@ -118,14 +119,13 @@ class Pipeline:
             self.publisher.revoked(revoked)
         if failure is not None:
             raise failure
-        certificates = [
-            IssuedCertificate(p.intent, x509.load_der_x509_certificate(signed[p.intent.serial]),
-                              recorded.certificates[p.intent.serial], p.lint)
+        issued = [
+            IssuedCertificate(p.intent, certificates[p.intent.serial], recorded.certificates[p.intent.serial], p.lint)
             for p in prepared
-        ]  # fmt: skip
-        return Issued(certificates, recorded.superseded)
+        ]
+        return Issued(issued, recorded.superseded)
 
-    def _prepare(self, plan: Plan, store: IssuanceStore) -> list[PreparedCertificate]:
+    def _prepare_and_record(self, plan: Plan, store: IssuanceStore) -> list[PreparedCertificate]:
         """Prepare and lint every order, then spend and record the intents; new serials after a collision."""
         for _attempt in range(SERIAL_ATTEMPTS):
             prepared = [order.prepare(self.authority) for order in plan.orders]
@@ -137,15 +137,15 @@ class Pipeline:
             return prepared
         raise IssuanceRefused(f"no free serial number after {SERIAL_ATTEMPTS} attempts")
 
-    def _sign(self, prepared: Sequence[PreparedCertificate]) -> tuple[dict[int, bytes], Exception | None]:
-        """Sign in order and stop at the first failure: (serial -> DER of those signed, the failure or None)."""
-        signed: dict[int, bytes] = {}
+    def _sign(self, prepared: Sequence[PreparedCertificate]) -> tuple[dict[int, x509.Certificate], Exception | None]:
+        """Sign in order and stop at the first failure (the token, or the TBS check): (serial -> those signed,
+        the failure or None)."""
+        signed: dict[int, x509.Certificate] = {}
         for item in prepared:
             try:
-                certificate = self.authority.sign(item)
+                signed[item.intent.serial] = self.authority.sign(item)
             except Exception as exc:
                 return signed, exc
-            signed[item.intent.serial] = certificate.public_bytes(Encoding.DER)
         return signed, None
 
 

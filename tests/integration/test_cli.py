@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from ca.issuance import IssuanceIntent
+from ca.profiles import AssuranceLevel
+from service.db.issuance_store import Binding, Intent, Spend
+from service.db.registry_repo import RegistryRepository
+from service.db.repository import make_engine
 from tests.conftest import require_softhsm
 from tests.integration.helpers import openssl, run
 
@@ -214,14 +220,6 @@ def test_init_completes_an_older_hierarchy(tmp_path: Path) -> None:
 def test_reconcile_resolves_an_intent_a_crash_left_pending(cli: Cli) -> None:
     """An intent recorded before the token signed, its outcome never recorded (the process died): `koshin ca
     reconcile` leaves it alone within the grace period and, past it, records it revoked and says so."""
-    from datetime import UTC, datetime, timedelta
-
-    from ca.issuance import IssuanceIntent
-    from ca.profiles import AssuranceLevel
-    from service.db.issuance_store import Binding, Intent, Spend
-    from service.db.registry_repo import RegistryRepository
-    from service.db.repository import make_engine
-
     engine = make_engine(f"sqlite:///{cli.home / 'koshin.db'}")
     serial = x509.random_serial_number()
     now = datetime.now(UTC).replace(microsecond=0)
