@@ -43,6 +43,22 @@ class ProofingEventUnusable(ServiceError):
     """The proofing event was already used, has expired, or does not fit the request."""
 
 
+class ProofingEventNotYours(ServiceError):
+    """The proofing event was recorded by another actor, who is neither this one nor a colleague its rule admits."""
+
+
+class CardUnusable(ServiceError):
+    """The card is lost, revoked, superseded or expired: nothing new is issued for it."""
+
+
+class AuthenticationLocked(ServiceError):
+    """Too many failed authentications for this proofing event or from this source: wait, or ask again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class PolicyDenied(ServiceError):
     """The assurance-level policy refuses the operation; carries the rule and its reason."""
 
@@ -57,6 +73,10 @@ class AuthenticationRequired(ServiceError):
 
 class RoleForbidden(ServiceError):
     """The actor's role may not call this endpoint."""
+
+
+class InputRefused(ServiceError):
+    """Text the database cannot hold faithfully (a NUL character), refused before any statement runs."""
 
 
 class RequestTooLarge(ServiceError):

@@ -73,7 +73,7 @@ def chain_path(rt: Runtime) -> Path:
     return rt.settings.home / "tls" / f"{PROFILE}.pem"
 
 
-def _names_of(certificate: x509.Certificate) -> set[str]:
+def names_of(certificate: x509.Certificate) -> set[str]:
     san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return {str(n) for n in san.get_values_for_type(x509.DNSName)} | {
         str(a) for a in san.get_values_for_type(x509.IPAddress)
@@ -93,7 +93,7 @@ def _reusable(rt: Runtime, chain: Path, spki_der: bytes, names: ServerNames, iss
     lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
     return (
         certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == spki_der
-        and _names_of(certificate) == {*names.dns, *(str(a) for a in names.ip)}
+        and names_of(certificate) == {*names.dns, *(str(a) for a in names.ip)}
         and record.status == "issued"
         and certificate.not_valid_after_utc - now > lifetime * RENEW_WHEN_LEFT
     )
@@ -122,6 +122,13 @@ def ensure_credentials(rt: Runtime, extra_names: Sequence[str] = ()) -> TlsCrede
     staged.write_bytes(issued.certificate.public_bytes(Encoding.PEM) + issuer.public_bytes(Encoding.PEM))
     staged.replace(chain)
     return TlsCredentials(key_uri, chain, issued.certificate, reused=False)
+
+
+def rekey(rt: Runtime, extra_names: Sequence[str] = ()) -> TlsCredentials:
+    """After the server certificate was revoked: destroy the token key, then make a new key and certificate."""
+    if rt.session.has_key(key_label(rt)):
+        rt.session.delete_key(key_label(rt))
+    return ensure_credentials(rt, extra_names)
 
 
 def _replaced(rt: Runtime, chain: Path) -> tuple[int, ...]:

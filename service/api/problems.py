@@ -32,11 +32,15 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.TlsRequired, 403, "tls-required", "This endpoint is served over TLS only"),
     (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
     (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
+    (svc.InputRefused, 400, "invalid-input", "Input refused"),
     (svc.RequestTooLarge, 413, "request-too-large", "Request body too large"),
     (svc.InvalidSerial, 400, "invalid-serial", "Invalid serial number"),
     (svc.OutsideJurisdiction, 403, "outside-jurisdiction", "Outside the actor's municipality"),
     (svc.NotFound, 404, "not-found", "No such object"),
     (svc.CertificateNotFound, 404, "certificate-not-found", "No such certificate"),
+    (svc.ProofingEventNotYours, 403, "proofing-event-not-yours", "Proofing event recorded by another actor"),
+    (svc.CardUnusable, 409, "card-unusable", "Card is not active"),
+    (svc.AuthenticationLocked, 429, "authentication-locked", "Too many failed authentications"),
     (svc.ProofingEventUnusable, 409, "proofing-event-unusable", "Proofing event cannot be used"),
     (svc.RevocationRefused, 409, "revocation-refused", "Certificate cannot be revoked"),
     (svc.ConfigurationError, 503, "configuration", "Service misconfigured"),
@@ -79,6 +83,8 @@ def _challenge(exc: BaseException) -> dict[str, str]:
     """EST clients present the one-time enrolment secret with HTTP Basic (RFC 7030 3.2.3), not a bearer token."""
     if isinstance(exc, svc.EnrolmentSecretInvalid):
         return {"WWW-Authenticate": 'Basic realm="koshin EST", charset="UTF-8"'}
+    if isinstance(exc, svc.AuthenticationLocked):
+        return {"Retry-After": str(exc.retry_after)}
     return {}
 
 
@@ -113,7 +119,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
+    slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
     return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {}))
 
 

@@ -16,7 +16,8 @@ from ca.holder import parse_holder
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.cli.context import console, print_json, runtime
+from service.cli.context import console, operator, print_json, runtime
+from service.flows.authorisation import RevocationAsk
 from service.flows.issuance import issue_for_operator
 from service.flows.reconciliation import reconcile as reconcile_pending
 from service.flows.revocation import revoke as revoke_certificate
@@ -87,10 +88,11 @@ def revoke(
     serial: Annotated[str, typer.Argument(help="Serial number in hex, as `koshin ca list` prints it.")],
     reason: Annotated[Reason, typer.Option(help="RFC 5280 CRLReason.")],
 ) -> None:
-    """Revoke a holder certificate; the issuing CA's CRL is published before the command returns."""
+    """Revoke a certificate as the CA operator (policy rule REVOKE-CA; a service certificate, REVOKE-INFRA, is
+    re-keyed: new token key, new certificate); the issuing CA's CRL is published before the command returns."""
     number = parse_serial(serial)
     with runtime() as rt:
-        record = revoke_certificate(rt, rt.repo.who, number, str(reason.value))
+        record = revoke_certificate(rt, operator(rt), number, RevocationAsk(str(reason.value)))
         latest = rt.repo.latest_crl(record.issuer)
     console.print(f"revoked {record.serial_hex} ({record.revocation_reason}) at {record.revoked_at}")
     if latest is not None:

@@ -7,10 +7,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
+from service.db.registry_models import Actor
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
@@ -31,3 +33,8 @@ def runtime(*, create: bool = False) -> Iterator[Runtime]:
 
 def print_json(value: Any) -> None:
     console.out(json.dumps(value, indent=2, ensure_ascii=False, default=str), highlight=False)
+
+
+def operator(rt: Runtime) -> Actor:
+    """The CA operator at the CA host (the OS user running the command), as the policy sees an actor."""
+    return Actor(name=rt.repo.who.actor, role="ca_operator", token_sha256="", created_at=datetime.now(UTC))

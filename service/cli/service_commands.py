@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +13,7 @@ from pydantic import ValidationError
 from service.api.schemas import RegistryDocument
 from service.audit_anchor import audit_anchor, public_key_pem
 from service.audit_verification import verify_installation
-from service.cli.context import console, print_json, runtime
-from service.db.registry_models import Actor
+from service.cli.context import console, operator, print_json, runtime
 from service.flows.reconciliation import reconcile
 from service.flows.registry import import_registry
 from service.policy.model import Role
@@ -74,11 +72,20 @@ def add_actor(
     role: Annotated[Role, typer.Option(help="The actor's role.")],
     municipality: Annotated[str | None, typer.Option(help="Municipality code the actor belongs to.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the audit log.")] = None,
+    resident: Annotated[
+        str | None, typer.Option(help="holder_app only: the resident number of the one holder it acts for.")
+    ] = None,
 ) -> None:
-    """Create an actor and print its API token once (only its SHA-256 is stored)."""
+    """Create an actor and print its API token once (only its SHA-256 is stored). A holder app bound with
+    --resident acts on that holder's cards and certificates only; an unbound one proves the holder in each
+    request (the phone flows' card signature) and can act on no registry object by token alone."""
+    if resident is not None and role is not Role.HOLDER_APP:
+        raise typer.BadParameter("--resident binds a holder_app only", param_hint="--resident")
     with runtime() as rt:
-        actor, token = rt.repo.add_actor(name or f"{role.value}-{municipality or 'any'}", role.value, municipality)
-    console.print(f"actor {actor.name} ({actor.role}, municipality {actor.municipality_code or '-'})")
+        default = f"{role.value}-{municipality or resident or 'any'}"
+        actor, token = rt.repo.add_actor(name or default, role.value, municipality, resident)
+    bound = f", acts for resident {resident}" if resident else ""
+    console.print(f"actor {actor.name} ({actor.role}, municipality {actor.municipality_code or '-'}{bound})")
     console.print(f"token {token}")
     console.print("the token is shown once; store it now")
 
@@ -95,8 +102,7 @@ def import_file(path: Annotated[Path, typer.Argument(help="Registry JSON documen
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"registry document invalid at {where}: {first['msg']} ({exc.error_count()} errors)") from exc
     with runtime() as rt:
-        operator = Actor(name=rt.repo.who.actor, role="ca_operator", token_sha256="", created_at=datetime.now(UTC))
-        result = import_registry(rt, operator, document)
+        result = import_registry(rt, operator(rt), document)
     print_json(result.__dict__)
 
 

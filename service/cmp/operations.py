@@ -19,10 +19,11 @@ from service.cmp import messages, transactions
 from service.cmp.authentication import Requester
 from service.cmp.crmf import certificate_request
 from service.cmp.errors import CmpRejected
-from service.cmp.renewal import rekey, revoke_on_request
+from service.cmp.renewal import attested_chain, rekey, revoke_on_request
+from service.db.unit import Acting
 from service.flows.enrolment import event_actor
 from service.flows.issuance import IssueInput, issue_certificate
-from service.flows.revocation import revoke
+from service.flows.revocation import revoke_decided
 from service.runtime import Runtime
 
 ID_IT_CA_CERTS = univ.ObjectIdentifier("1.3.6.1.5.5.7.4.17")  # RFC 9480
@@ -95,9 +96,20 @@ def key_update(rt: Runtime, profile: str, message: Any, requester: Requester) ->
     spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if old.public_bytes(*spki) == request.public_key.public_bytes(*spki):
         raise CmpRejected("badCertTemplate", "kur needs a new key pair; the template repeats the current key")
-    issued = rekey(rt, record, request.public_key)
+    issued = rekey(rt, record, request.public_key, attested_chain(extra_certificates(message), request.public_key))
     body = messages.cert_rep("kup", request.cert_req_id, issued.certificate, modified=request.asks_subject)
     return _issued(rt, message, "kup", body, issued.intent.serial)
+
+
+def extra_certificates(message: Any) -> list[x509.Certificate]:
+    """The message's extraCerts that parse as X.509 certificates."""
+    found = []
+    for item in message["extraCerts"] if message["extraCerts"].isValue else ():
+        try:
+            found.append(x509.load_der_x509_certificate(bytes(encoder.encode(item))))
+        except ValueError:
+            continue
+    return found
 
 
 def revocation_serial(message: Any) -> int:
@@ -182,7 +194,7 @@ def _cert_hash(certificate: x509.Certificate, status: Any) -> bytes:
 
 def _rejected(rt: Runtime, transaction_id: bytes, serial_hex: str) -> Reply:
     """The holder refused the certificate: it is revoked (cessationOfOperation) and never used."""
-    revoke(rt, None, int(serial_hex, 16), "cessationOfOperation")
+    revoke_decided(rt, Acting(), int(serial_hex, 16), "cessationOfOperation")
     transactions.finish(rt.repo, transaction_id, "rejected")
     return Reply("pkiconf", messages.pki_conf())
 

@@ -66,6 +66,16 @@ def provision_responders(rt: Runtime) -> list[x509.Certificate]:
     return issued
 
 
+def rekey(rt: Runtime, issuer: str) -> x509.Certificate:
+    """After the responder certificate of ``issuer`` was revoked: destroy its key, make a new one on the token
+    and certify it (service/rekey.py)."""
+    label = key_label(rt, issuer)
+    if rt.session.has_key(label):
+        rt.session.delete_key(label)
+    rt.session.generate_keypair(rt.authority().issuers[issuer].signing.algorithm, label)
+    return _certify(rt, issuer)
+
+
 def responder(rt: Runtime, issuer: str) -> Responder:
     """The responder of ``issuer``, as provisioned. A request never issues one: a certificate due for renewal
     is still used (and renewed at the next start); a missing or expired one is CaNotInitialised."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
@@ -56,9 +57,23 @@ class Actor(SQLModel, table=True):
     name: str
     role: str = Field(index=True)
     municipality_code: str | None = Field(default=None, foreign_key="municipality.code")
+    resident_id: int | None = Field(default=None, foreign_key="resident.id")  # a holder app: the one it acts for
     token_sha256: str = Field(unique=True, index=True, max_length=64)
     active: bool = True
     created_at: datetime
+
+
+class AuthFailure(SQLModel, table=True):
+    """One failed authentication (EST Basic, CMP MAC, bearer token), counted per subject for the lockout."""
+
+    __tablename__ = "auth_failure"
+    __table_args__ = (Index("ix_auth_failure_subject_at", "subject", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # est | cmp | bearer
+    subject: str  # "event:<id>" or "source:<address>"
+    source: str
+    at: datetime
 
 
 class ProofingEvent(SQLModel, table=True):

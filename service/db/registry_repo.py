@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from service.db import audit_chain
 from service.db.audit_models import AuditRecord
 from service.db.audit_store import AuditStore
+from service.db.auth_store import AuthStore
 from service.db.cmp_store import CmpStore
 from service.db.crl_store import CrlStore
 from service.db.issuance_store import IssuanceStore, use_once
@@ -28,7 +29,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore):
+class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore):
     """The whole database API of the service (CA side inherited from ``Repository``)."""
 
     # -- municipalities ----------------------------------------------------------------------------------
@@ -122,21 +123,26 @@ class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore):
             return list(session.exec(query.order_by(col(CertificateRecord.id))))
 
     # -- actors ------------------------------------------------------------------------------------------
-    def add_actor(self, name: str, role: str, municipality_code: str | None) -> tuple[Actor, str]:
-        """Create an actor; returns it with its API token, which is shown once and stored only hashed."""
+    def add_actor(
+        self, name: str, role: str, municipality_code: str | None, resident_number: str | None = None
+    ) -> tuple[Actor, str]:
+        """Create an actor; returns it with its API token, which is shown once and stored only hashed. A holder
+        app may be bound to the one resident it acts for (``resident_number``)."""
         if municipality_code is not None:
             self.municipality(municipality_code)
+        resident_id = self.resident(resident_number).id if resident_number is not None else None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write() as tx:
             actor = Actor(
                 name=name,
                 role=role,
                 municipality_code=municipality_code,
+                resident_id=resident_id,
                 token_sha256=token_digest(token),
                 created_at=datetime.now(UTC),
             )
             tx.session.add(actor)
-            tx.audit("actor.add", name, role=role, municipality=municipality_code)
+            tx.audit("actor.add", name, role=role, municipality=municipality_code, resident=resident_number)
         return actor, token
 
     def system_actor(self, name: str, role: str) -> Actor:
@@ -180,6 +186,15 @@ class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore):
                 return False
             tx.audit("proofing.use", event_id)
             tx.audit("pin.reset", event_id, credential=credential)
+        return True
+
+    def burn_event(self, event_id: str, why: str, now: datetime) -> bool:
+        """Spend a proofing event that must not be used (its secret was exposed, too many wrong secrets), audited;
+        False when it was used or expired already."""
+        with self._write() as tx:
+            if not use_once(tx, ProofingEvent, col(ProofingEvent.id) == event_id, now):
+                return False
+            tx.audit("proofing.burn", event_id, why=why)
         return True
 
     def record_denial(self, obj: str, **details: object) -> None:

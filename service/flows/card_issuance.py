@@ -20,6 +20,7 @@ from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card
 from service.db.unit import Acting
 from service.errors import ProofingEventUnusable
+from service.flows.authorisation import check_card_usable, check_spender
 from service.flows.issuance import card_end, check_event, holder_of
 from service.flows.pipeline import IssuedCertificate, Order, Plan
 from service.flows.registry import check_jurisdiction
@@ -52,9 +53,11 @@ def issue_card(rt: Runtime, actor: Actor, item: CardIssueInput) -> CardIssueResu
     ctx = rt.repo.issuance_context(query)
     resident, event, card, old_card = ctx.holder(), ctx.proofing(), ctx.new_card(), ctx.old_card
     check_jurisdiction(actor, resident.municipality_code)
+    check_spender(rt, actor, event)
     check_event(event, resident, renewal=old_card is not None, operations=CARD_OPERATIONS)
-    if card.resident_id != resident.id or card.status != "active":
-        raise ProofingEventUnusable(f"card {card.number} is not an active card of this resident")
+    if card.resident_id != resident.id:
+        raise ProofingEventUnusable(f"card {card.number} is not a card of this resident")
+    check_card_usable(card)
     if set(item.csrs) != set(PROFILES):
         raise ProofingEventUnusable(f"a card needs exactly one CSR for each of {', '.join(PROFILES)}")
     if old_card is not None and (old_card.resident_id != resident.id or old_card.id == card.id):

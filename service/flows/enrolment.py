@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import hmac
+from datetime import UTC, datetime
 
 from service.db.registry_models import Actor, ProofingEvent
 from service.errors import EnrolmentSecretInvalid, ProofingEventNotFound
+from service.flows.lockout import failed
 from service.runtime import Runtime
 
 _CONTEXT = b"koshin enrolment secret v1\x00"
@@ -33,6 +35,7 @@ def authenticate_enrolment(rt: Runtime, event_id: str, secret: str) -> ProofingE
         event = None
     expected = enrolment_secret(rt, event_id)
     if not hmac.compare_digest(expected.encode(), secret.strip().lower().encode()) or event is None:
+        failed(rt, "est", event.id if event is not None else None)  # counted, audited; may lock or burn
         raise EnrolmentSecretInvalid("unknown proofing event or wrong one-time secret")
     return event
 
@@ -40,3 +43,14 @@ def authenticate_enrolment(rt: Runtime, event_id: str, secret: str) -> ProofingE
 def event_actor(rt: Runtime, event: ProofingEvent) -> Actor:
     """The actor who recorded the proofing: protocol issuance is done on their behalf and audited as theirs."""
     return rt.repo.actor_by_id(event.actor_id)
+
+
+def burn_exposed(rt: Runtime, event_id: str, secret: str) -> bool:
+    """A request sent the one-time secret in clear (EST simpleenroll over plain HTTP): when it is the event's
+    secret, the event is spent (audited) before the refusal goes out, so the exposed secret opens nothing, not
+    even through CMP. Returns True when it burned an event."""
+    try:
+        event = authenticate_enrolment(rt, event_id, secret)
+    except EnrolmentSecretInvalid:
+        return False
+    return rt.repo.burn_event(event.id, "its one-time secret was sent over plain HTTP", datetime.now(UTC))

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from pydantic import ValidationError
 
+from ca.errors import HolderInvalid
 from ca.holder import Holder
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
@@ -16,7 +18,8 @@ from ca.profiles import AssuranceLevel
 from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Spend
 from service.db.registry_models import Actor, Card, ProofingEvent, Resident
 from service.db.unit import Acting
-from service.errors import ProofingEventUnusable
+from service.errors import ProofingEventUnusable, ResidentNotFound
+from service.flows.authorisation import check_card_usable, check_spender, hide_foreign
 from service.flows.pipeline import IssuedCertificate, Order, Plan
 from service.runtime import Runtime
 
@@ -62,15 +65,20 @@ def holder_of(ctx: IssuanceContext, card_expires: datetime | None) -> Holder:
     resident, municipality = ctx.resident, ctx.municipality
     if resident is None or municipality is None:
         raise ProofingEventUnusable("the request names no resident of this registry")
-    return Holder(
-        name=resident.name,
-        address=resident.address,
-        prefecture=municipality.prefecture,
-        municipality=municipality.name,
-        date_of_birth=resident.date_of_birth,
-        sex=resident.sex,  # type: ignore[arg-type]  # stored as the ISO 5218 digit
-        card_expires=card_expires.date() if card_expires else None,
-    )
+    try:
+        return Holder(
+            name=resident.name,
+            address=resident.address,
+            prefecture=municipality.prefecture,
+            municipality=municipality.name,
+            date_of_birth=resident.date_of_birth,
+            sex=resident.sex,  # type: ignore[arg-type]  # stored as the ISO 5218 digit
+            card_expires=card_expires.date() if card_expires else None,
+        )
+    except ValidationError as exc:  # a record stored before the repertoire rule: correct it first
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise HolderInvalid(f"the registry record of {resident.resident_number} cannot go into a certificate: "
+                            f"{fields}") from None  # fmt: skip
 
 
 def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCertificate:
@@ -78,9 +86,13 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
                          card_number=item.card_number, replaces_serial=item.replaces_serial)  # fmt: skip
     ctx = rt.repo.issuance_context(query)
     resident, event, card, predecessor = ctx.holder(), ctx.proofing(), ctx.card, ctx.predecessor
+    hide_foreign(actor, resident.id, ResidentNotFound(f"no resident with number {item.resident_number!r}"))
+    check_spender(rt, actor, event)
     check_event(event, resident, renewal=item.replaces_serial is not None)
     if card is not None and card.resident_id != resident.id:
         raise ProofingEventUnusable(f"card {card.number} belongs to another resident")
+    if card is not None:
+        check_card_usable(card)
     if predecessor is not None and predecessor.resident_id not in (None, resident.id):
         raise ProofingEventUnusable(f"certificate {predecessor.serial_hex} belongs to another resident")
     request = IssueRequest(

@@ -17,6 +17,8 @@ from ca.keycheck import load_csr
 from service.db.issuance_store import Binding, ContextQuery, Spend
 from service.db.registry_models import Actor
 from service.errors import ProofingEventUnusable
+from service.flows.attestation import device_key_evidence
+from service.flows.authorisation import check_card_usable, hide_foreign
 from service.flows.issuance import card_end, holder_of
 from service.flows.phone import decide_online, online_proofing, verify_application
 from service.flows.pipeline import IssuedCertificate, Order, Plan
@@ -31,6 +33,7 @@ class PhoneRenewInput:
     csr: bytes
     nonce: str
     signature: bytes
+    attestation: bytes | None = None  # the PEM chain the phone made for the new key
 
 
 def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) -> IssuedCertificate:
@@ -42,13 +45,20 @@ def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) ->
     if record.status != "issued":
         raise ProofingEventUnusable(f"only the newest, live certificate of a lineage can be renewed ({record.status})")
     card = ctx.card_by_id(record.card_id)
+    not_ours = ProofingEventUnusable("the certificate is not a phone certificate issued here")
+    hide_foreign(actor, record.resident_id, not_ours, proven=True)
+    if card is None:
+        raise ProofingEventUnusable("the phone certificate is bound to no card of its holder")
+    check_card_usable(card)
     data = renewal_bytes(item.nonce, record.serial_hex, item.csr)
     verify_application(current, data, item.signature, "the current phone key")
-    evidence = frozenset({Evidence.DERIVED_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
-    who, decision, assurance = decide_online(rt, actor, ctx, evidence)
+    csr = load_csr(item.csr)
+    device = device_key_evidence(rt, [("the new key", csr.public_key(), item.attestation)], bytes.fromhex(item.nonce))
+    evidence = frozenset({Evidence.DERIVED_CERTIFICATE, *device.evidence})
+    who, decision, assurance = decide_online(rt, actor, ctx, evidence, note=device.refused)
     resident = ctx.holder()
     holder = holder_of(ctx, card_end(card))
-    request = IssueRequest(record.profile, load_csr(item.csr), holder, assurance,
+    request = IssueRequest(record.profile, csr, holder, assurance,
                            predecessor_not_after=record.not_after.replace(tzinfo=UTC))  # fmt: skip
     binding = Binding(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
                       replaces_serial=record.serial_hex, key_origin="device")  # fmt: skip

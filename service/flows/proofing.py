@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from service.db.issuance_store import ContextQuery, IssuanceContext
 from service.db.registry_models import Actor, ProofingEvent
 from service.errors import PolicyDenied, ResidentNotFound
-from service.policy.engine import decide
-from service.policy.model import Channel, Decision, Evidence, HolderState, Operation, PolicyRequest, Role
-from service.registry_rules import age_on
+from service.flows.authorisation import evaluate, hide_foreign, holder_state
+from service.policy.model import Channel, Decision, Evidence, Operation, PolicyRequest, Role
 from service.runtime import Runtime
 
 
@@ -31,8 +30,6 @@ def policy_request(actor: Actor, ctx: IssuanceContext, item: ProofingInput) -> P
     resident, municipality = ctx.resident, ctx.municipality
     if resident is None or municipality is None:
         raise ResidentNotFound("the request names no resident of this registry")
-    today = datetime.now(UTC).date()
-    cards = ctx.cards
     return PolicyRequest(
         operation=item.operation,
         channel=item.channel,
@@ -40,26 +37,18 @@ def policy_request(actor: Actor, ctx: IssuanceContext, item: ProofingInput) -> P
         actor_municipality=actor.municipality_code,
         holder_municipality=resident.municipality_code,
         evidence=item.evidence,
-        holder=HolderState(
-            age=age_on(resident.date_of_birth, today),
-            adult_ward=resident.adult_ward,
-            evacuee=resident.evacuee,
-            card_valid=any(c.status == "active" and c.expires_on >= today for c in cards),
-            sign_cert_valid=ctx.signature_live,
-        ),
+        holder=holder_state(ctx),
         post_office_delegated=municipality.post_office_delegation,
         venue=item.venue,
+        holder_bound=actor.role == Role.HOLDER_APP and actor.resident_id == resident.id,
     )
-
-
-def evaluate(rt: Runtime, request: PolicyRequest) -> Decision:
-    return decide(request, rt.regime, rt.profiles.hierarchy.assurance_policies)
 
 
 def record_proofing(rt: Runtime, actor: Actor, item: ProofingInput) -> tuple[ProofingEvent, Decision]:
     """Decide, then store a single-use event that expires; a refusal is audited and raised as PolicyDenied."""
     ctx = rt.repo.issuance_context(ContextQuery(resident_number=item.resident_number, policy_facts=True))
     resident = ctx.holder()
+    hide_foreign(actor, resident.id, ResidentNotFound(f"no resident with number {item.resident_number!r}"))
     decision = evaluate(rt, policy_request(actor, ctx, item))
     repo = rt.repo.acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
     if not decision.allowed or decision.assurance is None or decision.policy_oid is None:

@@ -40,6 +40,9 @@ def rule_matches(match: Match, request: PolicyRequest) -> bool:
         match.post_office_delegated is None or match.post_office_delegated == request.post_office_delegated,
         match.venues is None or request.venue in match.venues,
         match.holder is None or _holder_fits(match.holder, request.holder),
+        match.revocation_reasons is None or request.revocation_reason in match.revocation_reasons,
+        match.infrastructure is None or match.infrastructure == request.infrastructure,
+        match.holder_bound is None or match.holder_bound == request.holder_bound,
     )
     return all(checks)
 

@@ -99,6 +99,9 @@ class PolicyRequest:
     holder: HolderState
     post_office_delegated: bool = False  # the holder's municipality delegated e-certificate work to the post office
     venue: str | None = None  # e.g. "company_outreach", "wide_area_venue"
+    revocation_reason: str | None = None  # revoke: the RFC 5280 reason asked for (camelCase, e.g. keyCompromise)
+    infrastructure: bool = False  # revoke: the certificate is a service's (CMP responder, TLS), not a holder's
+    holder_bound: bool = False  # the actor is bound to this very holder (a holder app registered to them)
 
     @property
     def same_municipality(self) -> bool:

@@ -28,6 +28,10 @@ _SNAKE = r"^[a-z][a-z0-9_]*$"
 Snake = Annotated[str, Field(pattern=_SNAKE)]
 RuleId = Annotated[str, Field(pattern=_RULE_ID)]
 Text = Annotated[str, Field(min_length=1)]
+RevocationReason = Literal[
+    "unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+    "certificateHold", "privilegeWithdrawn",
+]  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -56,6 +60,9 @@ class Match(_Strict):
     post_office_delegated: bool | None = None
     venues: Annotated[tuple[Snake, ...], Field(min_length=1)] | None = None
     holder: HolderMatch | None = None
+    revocation_reasons: Annotated[tuple[RevocationReason, ...], Field(min_length=1)] | None = None
+    infrastructure: bool | None = None
+    holder_bound: bool | None = None
 
 
 class Rule(_Strict):

@@ -119,7 +119,8 @@ class LiveClient:
         return out
 
     def revoke(self, serial: str, reason: str = "keyCompromise") -> dict[str, Any]:
-        response = self.post(f"/v1/certificates/{serial}/revoke", "municipal_staff", {"reason": reason})
+        body = {"reason": reason, "evidence": ["photo_id_document"]}  # the holder asks at the counter (REVOKE-COUNTER)
+        response = self.post(f"/v1/certificates/{serial}/revoke", "municipal_staff", body)
         assert response.status_code == 200, response.text
         out: dict[str, Any] = response.json()
         assert out["status"] == "revoked" and out["revocation_reason"] == reason, out

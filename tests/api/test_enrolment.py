@@ -53,9 +53,11 @@ def test_mac_key_is_sensitive_and_never_extractable(api: Api) -> None:
     assert audit_entry(infos[0]).violations == ()
 
 
-def test_est_simpleenroll_over_plain_http_is_refused_and_spends_nothing(api: Api) -> None:
+def test_est_simpleenroll_over_plain_http_is_refused_and_burns_the_secret(api: Api) -> None:
     """RFC 7030 3.2.3: Basic auth only under TLS. The in-process client speaks plain HTTP and the runtime is not
-    marked as behind a TLS terminator (serve --tls marks it; tests/integration/test_tls.py enrols over TLS)."""
+    marked as behind a TLS terminator (serve --tls marks it; tests/integration/test_tls.py enrols over TLS).
+    The secret crossed the wire in clear, so the event is spent (audited) before the 403 goes out: the same
+    secret then opens nothing, neither EST nor the same event through POST /v1/certificates."""
     resident = api.new_resident()
     event = api.proof(resident).json()
     csr_der = x509.load_pem_x509_csr(api.csr_pem.encode()).public_bytes(Encoding.DER)
@@ -66,5 +68,19 @@ def test_est_simpleenroll_over_plain_http_is_refused_and_spends_nothing(api: Api
         headers={"Authorization": f"Basic {basic}", "Content-Type": "application/pkcs10"},
     )
     assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
-    assert refused.json()["type"] == "/problems/tls-required" and "exposed" in refused.json()["detail"]
-    assert api.get(f"/v1/proofing-events/{event['id']}", "auditor").json()["used"] is False
+    assert refused.json()["type"] == "/problems/tls-required" and "was spent" in refused.json()["detail"]
+    assert api.get(f"/v1/proofing-events/{event['id']}", "auditor").json()["used"] is True
+    burns = [r for r in api.runtime.repo.audit_records(limit=100_000) if r.action == "proofing.burn"]
+    assert [r.object for r in burns].count(event["id"]) == 1
+    body = {"csr_pem": api.csr_pem, "resident_number": resident, "certificate_type": "user-authentication",
+            "proofing_event_id": event["id"], "card_number": api.card_of(resident)}  # fmt: skip
+    spent = api.post("/v1/certificates", "municipal_staff", body)
+    assert spent.status_code == 409 and "already used" in spent.json()["detail"], spent.text
+    wrong = base64.b64encode(f"{event['id']}:{'x' * 26}".encode()).decode()  # a wrong secret burns nothing
+    other = api.proof(resident).json()
+    guessed = base64.b64encode(f"{other['id']}:{'y' * 26}".encode()).decode()
+    for header in (wrong, guessed):
+        again = api.client.post("/.well-known/est/simpleenroll", content=base64.encodebytes(csr_der),
+                                headers={"Authorization": f"Basic {header}"})  # fmt: skip
+        assert again.status_code == 403 and "was spent" not in again.json()["detail"]
+    assert api.get(f"/v1/proofing-events/{other['id']}", "auditor").json()["used"] is False

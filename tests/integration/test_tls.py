@@ -26,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -35,7 +36,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hsm import KeyAlgorithm, TokenSession
+from service.db.registry_models import Actor
 from service.errors import ConfigurationError
+from service.flows.authorisation import RevocationAsk
 from service.flows.revocation import revoke
 from service.stunnel import StunnelSpec, render_config
 from service.tls import ensure_credentials, key_label, server_names
@@ -355,6 +358,9 @@ def test_a_restart_reuses_the_certificate_and_a_new_name_reissues(tls_server: Tl
     assert "api.koshin.test" in str(second.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
 
 
+OPERATOR = Actor(name="operator", role="ca_operator", token_sha256="", created_at=datetime.now(UTC))
+
+
 # -- credentials in-process (no stunnel) ----------------------------------------------------------------------
 def test_credentials_are_reused_until_revoked(softhsm: SoftHsm, tmp_path: Path) -> None:
     rt = make_runtime(softhsm, tmp_path / "home", f"sqlite:///{tmp_path / 'koshin.db'}", "tls-unit-")
@@ -365,9 +371,13 @@ def test_credentials_are_reused_until_revoked(softhsm: SoftHsm, tmp_path: Path) 
         again = ensure_credentials(rt, ["koshin.test"])
         assert again.reused and again.certificate == first.certificate
         assert rt.repo.certificate(first.certificate.serial_number).profile == "tls-server"
-        revoke(rt, None, first.certificate.serial_number, "superseded")
+        spki = rt.session.public_key_der(key_label(rt))
+        revoke(rt, OPERATOR, first.certificate.serial_number, RevocationAsk("keyCompromise"))  # REVOKE-INFRA: re-keyed
         renewed = ensure_credentials(rt, ["koshin.test"])
-        assert not renewed.reused and renewed.certificate.serial_number != first.certificate.serial_number
+        assert renewed.reused and renewed.certificate.serial_number != first.certificate.serial_number
+        assert rt.session.public_key_der(key_label(rt)) != spki  # a new key on the token, not a reissue
+        assert renewed.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != spki
+        assert rt.repo.certificate(first.certificate.serial_number).revocation_reason == "keyCompromise"
         renamed = ensure_credentials(rt, ["koshin.test", "192.0.2.7"])  # a new name: reissued, old one superseded
         assert not renamed.reused and ip_address("192.0.2.7") in renamed.certificate.extensions.get_extension_for_class(
             x509.SubjectAlternativeName

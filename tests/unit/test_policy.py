@@ -35,7 +35,12 @@ def request(
     holder: HolderState | None = None,
     delegated: bool = False,
     venue: str | None = None,
+    reason: str | None = None,
+    infrastructure: bool = False,
+    bound: bool = False,
 ) -> PolicyRequest:
+    if operation == "revoke" and reason is None:
+        reason = "cessationOfOperation"  # a holder's own request: the credential is no longer wanted
     return PolicyRequest(
         operation=Operation(operation),
         channel=Channel(channel),
@@ -46,6 +51,9 @@ def request(
         holder=holder or HolderState(age=40),
         post_office_delegated=delegated,
         venue=venue,
+        revocation_reason=reason,
+        infrastructure=infrastructure,
+        holder_bound=bound,
     )
 
 
@@ -130,6 +138,36 @@ ROWS = [
      True, "REVOKE-FACE-MATCH", "IAL2"),
     ("revoke by the CA", request("revoke", "back_office", "ca_operator"), True, "REVOKE-CA", "IAL3"),
     ("revoke by contractor", request("revoke", "back_office", "contractor"), False, "P3", None),
+    ("revoke a service by the CA", request("revoke", "back_office", "ca_operator", actor=None, home=None,
+                                           infrastructure=True), True, "REVOKE-INFRA", "IAL3"),
+    ("revoke a service at the counter", request("revoke", "counter_in_person", "municipal_staff",
+                                                {E.PHOTO_ID_DOCUMENT}, home=None, infrastructure=True),
+     False, "REVOKE-INFRA-ELSE", None),
+    ("revoke a service from the post office", request("revoke", "post_office_in_person", "post_office_staff",
+                                                      home=None, infrastructure=True),
+     False, "REVOKE-INFRA-ELSE", None),
+    ("loss reported by the holder's app", request("revoke", "online_sign_cert", "holder_app", actor=None,
+                                                  reason="keyCompromise", bound=True),
+     True, "REVOKE-LOST-HOLDER", "IAL2"),
+    ("loss reported by an unbound app", request("revoke", "online_sign_cert", "holder_app", actor=None,
+                                                reason="keyCompromise"), False, "DEFAULT-DENY", None),
+    ("loss reported at the municipality", request("revoke", "counter_in_person", "municipal_staff",
+                                                  reason="keyCompromise"), True, "REVOKE-LOST-STAFF", "IAL2"),
+    ("loss reported to another municipality", request("revoke", "counter_in_person", "municipal_staff",
+                                                      reason="keyCompromise", actor="miyazaki"),
+     False, "P5-MUNICIPALITY", None),
+    ("post office revokes", request("revoke", "post_office_in_person", "post_office_staff", ID_CHECK,
+                                    delegated=True), False, "P7-SCOPE", None),
+    ("staff give the CA's reason", request("revoke", "counter_in_person", "municipal_staff", ID_CHECK,
+                                           reason="superseded"), False, "REVOKE-CA-REASONS", None),
+    ("registry change by the municipality", request("revoke", "back_office", "municipal_staff",
+                                                    reason="affiliationChanged"),
+     True, "REVOKE-REGISTRY-STAFF", "IAL3"),
+    ("registry change of another municipality", request("revoke", "back_office", "municipal_staff",
+                                                        reason="affiliationChanged", actor="miyazaki"),
+     False, "DEFAULT-DENY", None),
+    ("counter revocation without ID", request("revoke", "counter_in_person", "municipal_staff"),
+     False, "ID-CHECK-INCOMPLETE", None),
 ]  # fmt: skip
 
 

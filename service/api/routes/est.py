@@ -19,6 +19,7 @@ from ca.errors import CsrInvalid
 from service.api.deps import RuntimeDep
 from service.errors import EnrolmentSecretInvalid, TlsRequired
 from service.flows import est
+from service.flows.enrolment import burn_exposed
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])
 
@@ -66,8 +67,14 @@ def _csrattrs(rt: RuntimeDep, label: str | None) -> Response:
 
 async def _simpleenroll(request: Request, rt: RuntimeDep, label: str | None) -> Response:
     if not (rt.settings.behind_tls or request.url.scheme == "https"):  # RFC 7030 3.2.3: Basic auth only over TLS
+        try:
+            exposed = _basic_credentials(request)
+        except EnrolmentSecretInvalid:
+            exposed = None
+        burned = exposed is not None and await run_in_threadpool(burn_exposed, rt, *exposed)
         raise TlsRequired(
-            "simpleenroll carries the one-time secret in HTTP Basic auth, so it is served over TLS only "
+            ("the proofing event was spent because its secret crossed plain HTTP; record a new one. " if burned else "")
+            + "simpleenroll carries the one-time secret in HTTP Basic auth, so it is served over TLS only "
             "(koshin serve --tls, or KOSHIN_BEHIND_TLS=true behind a TLS terminator of your own); "
             "the secret just sent in clear should be treated as exposed"
         )

@@ -11,6 +11,7 @@ from service.api.convert import certificate_out, decision_out, proofing_out
 from service.api.deps import ALL_ROLES, STAFF, RuntimeDep, require
 from service.api.schemas import CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
 from service.db.registry_models import Actor
+from service.flows.authorisation import RevocationAsk
 from service.flows.enrolment import enrolment_secret
 from service.flows.issuance import IssueInput, issue_certificate
 from service.flows.proofing import ProofingInput, record_proofing
@@ -83,5 +84,8 @@ def get_certificate(serial: str, rt: RuntimeDep, actor: Readers) -> CertificateO
 
 @router.post("/certificates/{serial}/revoke", response_model=CertificateOut, tags=["revocation"])
 def revoke_certificate(serial: str, body: RevokeIn, rt: RuntimeDep, actor: Revokers) -> CertificateOut:
-    """Revoke; the issuing CA's CRL is regenerated at once and OCSP answers revoked from now on."""
-    return certificate_out(revoke(rt, actor, parse_serial(serial), body.reason))
+    """Revoke, if the policy allows this actor on this certificate (its ``revoke`` rules: who, channel, reason,
+    jurisdiction, evidence; a refusal is 403 policy-denied naming the rule). OCSP answers revoked from the
+    commit on; the CRL follows within the publication bound. A service certificate is re-keyed."""
+    ask = RevocationAsk(body.reason, body.channel, frozenset(body.evidence))
+    return certificate_out(revoke(rt, actor, parse_serial(serial), ask))

@@ -77,12 +77,12 @@ def add_card(number: str, body: CardIn, rt: RuntimeDep, actor: Writers) -> CardO
 
 @router.post("/cards/{number}/lost", response_model=ResidentUpdateOut)
 def card_lost(number: str, rt: RuntimeDep, actor: LossReporters) -> ResidentUpdateOut:
-    """A lost card revokes both of its certificates."""
-    check_jurisdiction(actor, rt.repo.resident_by_id(rt.repo.card(number).resident_id).municipality_code)
-    card, revoked = report_card_lost(rt, actor, number)
-    resident = rt.repo.resident_by_id(card.resident_id)
+    """A lost card revokes both of its certificates (keyCompromise), if the policy allows: staff of the holder's
+    municipality, or the holder's own app. To a holder app, another holder's card is an unknown card, and the
+    answer carries no personal data."""
+    card, resident, revoked = report_card_lost(rt, actor, number)
     return ResidentUpdateOut(
-        resident=resident_out(resident, rt.repo.cards_of(card.resident_id)),
+        resident=None if actor.role == Role.HOLDER_APP else resident_out(resident, rt.repo.cards_of(card.resident_id)),
         changed_basic_attributes=[],
         revoked_serials=[r.serial_hex for r in revoked],
     )

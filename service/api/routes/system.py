@@ -11,7 +11,7 @@ from service.api.convert import decision_out
 from service.api.deps import ALL_ROLES, RuntimeDep, require
 from service.api.schemas import DecisionOut, HealthOut, PolicyEvaluateIn
 from service.db.registry_models import Actor
-from service.flows.proofing import evaluate
+from service.flows.authorisation import evaluate
 from service.policy.model import HolderState, PolicyRequest
 
 router = APIRouter()
@@ -66,5 +66,8 @@ def policy_evaluate(body: PolicyEvaluateIn, rt: RuntimeDep, actor: Anyone) -> De
         ),
         post_office_delegated=body.post_office_delegated,
         venue=body.venue,
+        revocation_reason=body.revocation_reason,
+        infrastructure=body.infrastructure,
+        holder_bound=body.holder_bound,
     )
     return decision_out(evaluate(rt, request))
