@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ca.errors import HolderInvalid
+from ca.text import registry_text
 
 # ISO/IEC 5218 codes, as UTF8String digits in the sex otherName (the JPKI spec's own table was not read).
 _SEX_CODES = {
@@ -40,6 +41,11 @@ class Holder(BaseModel):
     date_of_birth: date
     sex: Literal["0", "1", "2", "9"]
     card_expires: date | None = None
+
+    @field_validator("name", "address", "prefecture", "municipality")
+    @classmethod
+    def _repertoire(cls, value: str) -> str:
+        return registry_text(value)  # TextRefused is a ValueError: pydantic reports it with the field
 
     @field_validator("sex", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ factorable, so the holder's device must be replaced, not the certificate reissue
 
 from __future__ import annotations
 
+from asn1crypto import csr, keys, pem
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -14,11 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from ca.errors import CsrInvalid
 
-__all__ = ["ROCA_PRIMES", "check_csr", "check_public_key", "has_roca_fingerprint", "load_csr"]
+__all__ = ["ROCA_PRIMES", "check_csr", "check_public_key", "check_spki_encoding", "has_roca_fingerprint", "load_csr"]
 
 _RSA_MIN_BITS = 2048
 _RSA_SIZES: dict[int, str] = {2048: "rsa2048", 3072: "rsa3072", 4096: "rsa4096"}
 _RSA_EXPONENT = 65537
+_WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
 _EC_CURVES: dict[str, str] = {ec.SECP256R1.name: "p256", ec.SECP384R1.name: "p384"}
 
 # The primes of the published ROCA detector (crocs-muni/roca): every prime from 3 to 167.
@@ -97,15 +99,59 @@ def _require_signature(csr: x509.CertificateSigningRequest) -> None:
         raise CsrInvalid("CSR signature does not verify (no proof of possession)")
 
 
-def load_csr(data: bytes) -> x509.CertificateSigningRequest:
-    """Parse a PEM or DER CSR and verify its self-signature (proof of possession of the private key)."""
+def check_spki_encoding(spki_der: bytes) -> None:
+    """Refuse what a certificate could not carry faithfully: an RSA-PSS key (id-RSASSA-PSS; reissued as
+    rsaEncryption it would lose its PSS-only restriction) and an EC key with explicit curve parameters
+    (RFC 5480 §2.1.1: namedCurve only; explicit parameters hide which curve, or a crafted one, is meant)."""
     try:
-        is_pem = data.lstrip().startswith(b"-----BEGIN")
-        csr = x509.load_pem_x509_csr(data) if is_pem else x509.load_der_x509_csr(data)
+        algorithm = keys.PublicKeyInfo.load(spki_der)["algorithm"]
+        name = algorithm["algorithm"].native
+        parameters = algorithm["parameters"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CsrInvalid(f"malformed public key: {exc}") from exc
+    if name == "rsassa_pss":
+        raise CsrInvalid("RSA-PSS keys (id-RSASSA-PSS) are refused: send the key as rsaEncryption")
+    if name == "ec" and parameters.name != "named":
+        raise CsrInvalid("EC keys with explicit curve parameters are refused: name the curve (P-256 or P-384)")
+
+
+def _check_request_encoding(der: bytes) -> None:
+    try:
+        request = csr.CertificationRequest.load(der)
+        signed_with = request["signature_algorithm"]
+        spki = request["certification_request_info"]["subject_pk_info"].dump()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CsrInvalid(f"malformed CSR: {exc}") from exc
+    try:
+        hash_name: str | None = signed_with.hash_algo
+    except ValueError:
+        hash_name = None  # an algorithm with no separate hash (Ed25519): the key check refuses its key type
+    if hash_name in _WEAK_HASHES:
+        raise CsrInvalid(f"the CSR is signed with {hash_name.upper()}, which is refused: use SHA-256 or better")
+    check_spki_encoding(spki)
+
+
+def _der(data: bytes) -> bytes:
+    if not data.lstrip().startswith(b"-----BEGIN"):
+        return data
+    try:
+        der: bytes = pem.unarmor(data.strip())[2]
+    except (ValueError, TypeError) as exc:
+        raise CsrInvalid(f"malformed CSR: {exc}") from exc
+    return der
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """Parse a PEM or DER CSR, refuse a weak signature hash or a key a certificate could not carry faithfully
+    (``check_spki_encoding``), and verify its self-signature (proof of possession of the private key)."""
+    der = _der(data)
+    try:
+        request = x509.load_der_x509_csr(der)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CsrInvalid(f"malformed CSR: {exc}") from exc
-    _require_signature(csr)
-    return csr
+    _check_request_encoding(der)
+    _require_signature(request)
+    return request
 
 
 def check_csr(csr: x509.CertificateSigningRequest) -> str:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # CertID hash algorithms a request may use (RFC 6960 requires SHA-1; RFC 5019 clients send it).
 CERT_ID_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
-# RFC 8954: a responder MUST accept nonces of 16 to 32 octets and MAY leave out longer ones.
+# RFC 8954: Nonce ::= OCTET STRING(SIZE(1..32)); a request with a nonce outside that is malformedRequest.
 MAX_NONCE_OCTETS = 32
 CLIENT_NONCE_OCTETS = 32  # RFC 8954 section 2.1: requesters use at least 32 octets
 
@@ -139,12 +139,12 @@ class OcspResponder:
       sent by ``openssl ocsp`` given several ``-cert``) is also answered ``malformedRequest``, and so is a
       CertID hashed with anything but SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512.
     - A request whose CertID names no CA served here (both issuerNameHash and issuerKeyHash must match, under
-      the request's hash algorithm) is answered ``unauthorized`` (unsigned).
+      the request's hash algorithm), or another CA than the URL's, is answered ``unauthorized`` (unsigned).
     - A failing lookup or token is answered ``internalError`` (unsigned) and logged.
     - Otherwise the answer is ``successful``: a BasicOCSPResponse signed on the token by the CA's delegated
       responder, responderID by key hash, the responder certificate included, thisUpdate = now and
-      nextUpdate = now + validity, the CertID echoed as received, and the request's nonce echoed when it is
-      1 to 32 octets long (RFC 8954 allows leaving out longer ones).
+      nextUpdate = now + validity, the CertID echoed as received, and the request's nonce echoed (RFC 8954:
+      1 to 32 octets; a request with an empty or longer nonce is ``malformedRequest``).
     Request signatures (optional in RFC 6960) are not checked: the answers are public data.
     """
 
@@ -164,14 +164,15 @@ class OcspResponder:
                 name_hash, key_hash = cert_id_hashes(issuer.ca_certificate, hash_name)
                 self._by_cert_id[(hash_name, name_hash, key_hash)] = issuer
 
-    def respond(self, request_der: bytes, now: datetime | None = None) -> bytes:
-        """The DER OCSPResponse answering ``request_der`` at ``now`` (default: the current time)."""
+    def respond(self, request_der: bytes, now: datetime | None = None, *, issuer_name: str | None = None) -> bytes:
+        """The DER OCSPResponse answering ``request_der`` at ``now`` (default: the current time). With
+        ``issuer_name`` (the CA of the URL path) a request about another CA's certificate is ``unauthorized``."""
         parsed = self._parse(request_der)
         if parsed is None:
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         request = parsed.request
         issuer = self._by_cert_id.get((parsed.algorithm.name, request.issuer_name_hash, request.issuer_key_hash))
-        if issuer is None:
+        if issuer is None or (issuer_name is not None and issuer.name != issuer_name):
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         try:
             answer = self._lookup(issuer.name, request.serial_number)
@@ -193,6 +194,8 @@ class OcspResponder:
             return None
         if algorithm.name not in CERT_ID_HASHES:
             return None
+        if nonce is not None and not 1 <= len(nonce.nonce) <= MAX_NONCE_OCTETS:
+            return None  # RFC 8954 2.1: a nonce of 0 or more than 32 octets is refused as malformedRequest
         return _Parsed(request, algorithm, nonce)
 
     def _sign(self, issuer: OcspIssuer, parsed: _Parsed, answer: StatusAnswer, now: datetime) -> bytes:
@@ -215,7 +218,7 @@ class OcspResponder:
             .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.responder_certificate)
             .certificates([issuer.responder_certificate])
         )
-        if parsed.nonce is not None and 1 <= len(parsed.nonce.nonce) <= MAX_NONCE_OCTETS:
+        if parsed.nonce is not None:
             builder = builder.add_extension(parsed.nonce, critical=False)
         key = issuer.responder_key
         return builder.sign(key.key, signature_hash(key.algorithm)).public_bytes(Encoding.DER)

@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 
 from ca.ocsp import OcspResponder
 
-CacheKey = tuple[str, bytes, bytes, int]  # (CertID hash, issuerNameHash, issuerKeyHash, serial)
+CacheKey = tuple[str, bytes, bytes, int, str | None]  # (CertID hash, issuerNameHash, issuerKeyHash, serial, path CA)
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,15 @@ class CachedOcspResponder:
         self._cache: dict[CacheKey, _Cached] = {}
         self._lock = threading.Lock()
 
-    def respond(self, request_der: bytes, now: datetime | None = None) -> bytes:
-        key = _cache_key(request_der)
+    def respond(self, request_der: bytes, now: datetime | None = None, *, issuer_name: str | None = None) -> bytes:
+        key = _cache_key(request_der, issuer_name)
         moment = now or datetime.now(UTC)
         if key is not None:
             with self._lock:
                 hit = self._cache.get(key)
             if hit is not None and hit.next_update - self._refresh_before > moment:
                 return hit.response_der
-        response_der = self._responder.respond(request_der, now)
+        response_der = self._responder.respond(request_der, now, issuer_name=issuer_name)
         if key is not None:
             self._remember(key, response_der)
         return response_der
@@ -64,13 +64,14 @@ class CachedOcspResponder:
             self._cache[key] = _Cached(response_der, response.next_update_utc)
 
 
-def _cache_key(request_der: bytes) -> CacheKey | None:
+def _cache_key(request_der: bytes, issuer_name: str | None) -> CacheKey | None:
     """The CertID of a nonce-less single request; None when the request must be answered fresh."""
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         request.extensions.get_extension_for_class(x509.OCSPNonce)
         return None
     except x509.ExtensionNotFound:
-        return (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number)
+        return (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number,
+                issuer_name)  # fmt: skip
     except Exception:  # malformed: the responder answers it (unsigned)
         return None

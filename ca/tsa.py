@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # The message-imprint hashes a request may use, with their digest sizes (RFC 3161 section 2.4.1).
 ACCEPTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
+MAX_NONCE_BITS = 160  # RFC 3161 asks for a large random number; clients send 64 bits (openssl ts)
 MAX_REQUEST_OCTETS = 4096  # a TimeStampReq with a SHA-512 imprint and a large nonce is under 200 octets
 SERIAL_BITS = 128
 
@@ -56,6 +57,12 @@ class RequestMalformed(TimeStampRefused):
 
 class RequestUnsupported(TimeStampRefused):
     """Wrong version, or a request the HTTP layer received with the wrong media type."""
+
+    fail_info = "bad_request"
+
+
+class NonceRejected(TimeStampRefused):
+    """A nonce that is not a positive integer of at most MAX_NONCE_BITS bits."""
 
     fail_info = "bad_request"
 
@@ -114,6 +121,8 @@ def parse_request(der: bytes, policy: str) -> StampRequest:
         raise PolicyRejected(f"policy {requested_policy} (this TSA stamps under {policy} only)")
     if extensions:
         raise ExtensionRejected("this TSA recognises no request extensions")
+    if nonce is not None and not 0 < nonce < 1 << MAX_NONCE_BITS:
+        raise NonceRejected(f"the nonce must be a positive integer of at most {MAX_NONCE_BITS} bits")
     return StampRequest(tsp.MessageImprint.load(imprint.dump()), nonce, cert_req)
 
 

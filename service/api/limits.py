@@ -1,7 +1,9 @@
-"""Request-body size limit as plain ASGI middleware: refuses early on Content-Length, counts otherwise."""
+"""Request-body size limit as plain ASGI middleware: refuses early on Content-Length, counts otherwise (a
+chunked body), and answers 413 whatever the route made of the interrupted read."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -20,19 +22,28 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        seen = 0
+        seen, over, started = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
+                over = True
                 raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
+        async def guarded(message: Message) -> None:
+            # The route may turn the interrupted read into its own answer (FastAPI: 400 "error parsing the
+            # body"); once the body went over the limit, only the 413 goes out.
+            nonlocal started
+            if not over:
+                started = True
+                await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, counted, guarded)
+        if over and not started:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:

@@ -16,6 +16,8 @@ from pyasn1.codec.der import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1_alt_modules import rfc4211, rfc5280
 
+from ca.errors import CsrInvalid
+from ca.keycheck import check_spki_encoding
 from service.cmp.errors import CmpRejected
 from service.cmp.protection import verify_signature
 
@@ -38,8 +40,13 @@ def _public_key(template: Any) -> CertificatePublicKeyTypes:
     spki = rfc5280.SubjectPublicKeyInfo()
     spki["algorithm"] = template["publicKey"]["algorithm"]
     spki["subjectPublicKey"] = template["publicKey"]["subjectPublicKey"]
+    der = bytes(encoder.encode(spki))
     try:
-        return load_der_public_key(bytes(encoder.encode(spki)))  # type: ignore[return-value]
+        check_spki_encoding(der)
+    except CsrInvalid as exc:
+        raise CmpRejected("badCertTemplate", str(exc)) from None
+    try:
+        return load_der_public_key(der)  # type: ignore[return-value]
     except (ValueError, UnsupportedAlgorithm):
         raise CmpRejected("badCertTemplate", "the certTemplate's publicKey does not parse") from None
 

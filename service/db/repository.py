@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Self
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Engine, bindparam, make_url, text
+from sqlalchemy import Engine, bindparam, event, make_url, text
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -23,7 +23,7 @@ from ca.hierarchy import CaMaterial
 from service.db.migrate import upgrade
 from service.db.models import CaRecord, CertificateRecord
 from service.db.unit import Acting, WriteTx, configure_sqlite, reading, writing
-from service.errors import CertificateNotFound, RevocationRefused
+from service.errors import CertificateNotFound, InputRefused, RevocationRefused
 
 __all__ = ["Acting", "CertificateStatus", "Repository", "make_engine", "serial_hex", "utc"]
 
@@ -59,8 +59,28 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args=connect_args)
     if url.startswith("sqlite"):
         configure_sqlite(engine)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
     upgrade(engine)
     return engine
+
+
+def _refuse_nul(_conn: object, _cursor: object, _statement: str, parameters: object, *_: object) -> None:
+    """PostgreSQL refuses NUL in text (a DataError mid-request), SQLite stores it: refuse it on both, before the
+    statement runs, wherever it came from (a path, a Basic user name, a CMP senderKID)."""
+    if any(isinstance(v, str) and "\x00" in v for v in _values(parameters)):
+        raise InputRefused("text with a NUL character (U+0000) is refused")
+
+
+def _values(parameters: object) -> Iterator[object]:
+    """Every bound value: a dict or a sequence of them (executemany), or a sequence of values."""
+    if isinstance(parameters, dict):
+        yield from parameters.values()
+    elif isinstance(parameters, list | tuple):
+        for item in parameters:
+            if isinstance(item, dict | list | tuple):
+                yield from _values(item)
+            else:
+                yield item
 
 
 def utc(moment: datetime) -> datetime:

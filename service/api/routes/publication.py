@@ -63,22 +63,23 @@ def chain(rt: RuntimeDep) -> Response:
 @router.post("/ocsp/{ca}", tags=["publication"], response_class=Response)
 async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 over HTTP POST (application/ocsp-request)."""
-    _issuing_name(rt, ca)
+    name = _issuing_name(rt, ca)
     body = await request.body()
-    return Response(rt.ocsp.respond(body), media_type=OCSP_MEDIA)
+    return Response(rt.ocsp.respond(body, issuer_name=name), media_type=OCSP_MEDIA)
 
 
 @router.get("/ocsp/{ca}/{encoded:path}", tags=["publication"], response_class=Response)
 def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
     """RFC 6960 appendix A GET: the base64 DER request in the path (standard base64 as the RFC says; the
     URL-safe alphabet some clients send is accepted too, and missing padding is tolerated)."""
-    _issuing_name(rt, ca)
+    name = _issuing_name(rt, ca)
     altchars = b"-_" if ("-" in encoded or "_" in encoded) else None
     try:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=altchars, validate=False)
     except (binascii.Error, ValueError):
         der = b""
-    return Response(rt.ocsp.respond(der), media_type=OCSP_MEDIA, headers={"Cache-Control": "max-age=60"})
+    return Response(rt.ocsp.respond(der, issuer_name=name), media_type=OCSP_MEDIA,
+                    headers={"Cache-Control": "max-age=60"})  # fmt: skip
 
 
 async def _capped_body(request: Request, limit: int) -> bytes | None:
