@@ -7,8 +7,9 @@ stored hierarchy are built on first use and kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 
 from cryptography import x509
 
@@ -40,7 +41,9 @@ class Runtime:
     profiles: ProfileSet
     urls: CaUrls
     publisher: Publisher | None = None  # the service's background CRL publisher; None: publish immediately
+    auth_locks: dict[str, datetime] = field(default_factory=dict)  # source -> locked until (service/flows/lockout.py)
     _authority: CertificateAuthority | None = field(default=None, init=False)
+    _maker_roots: tuple[tuple[tuple[str, int], ...], list[x509.Certificate]] | None = field(default=None, init=False)
 
     def close(self) -> None:
         self.session.close()
@@ -51,6 +54,18 @@ class Runtime:
         """The active assurance-level policy regime (KOSHIN_POLICY), loaded once."""
         directory = self.settings.profiles_dir / "policy" if self.settings.profiles_dir else None
         return load_regime(self.settings.policy, directory)
+
+    @property
+    def device_maker_roots(self) -> list[x509.Certificate]:
+        """The device makers whose key attestations are trusted: KOSHIN_DEVICE_MAKER_ROOTS and
+        ``KOSHIN_HOME/device-makers.pem`` (written by ``koshin devices make --kind maker``); read again only
+        when a file changed."""
+        paths = [p for p in (self.settings.device_maker_roots, self.settings.home / "device-makers.pem") if p]
+        stamp = tuple((str(p), p.stat().st_mtime_ns) for p in paths if p.is_file())
+        if self._maker_roots is None or self._maker_roots[0] != stamp:
+            roots = [c for name, _ in stamp for c in x509.load_pem_x509_certificates(Path(name).read_bytes())]
+            self._maker_roots = (stamp, roots)
+        return self._maker_roots[1]
 
     @cached_property
     def linter(self) -> PkixLinter | None:

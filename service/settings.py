@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     crl_coalesce_seconds: float = Field(default=0.5, ge=0, le=60)  # a revocation burst is gathered this long
     crl_check_seconds: float = Field(default=30, gt=0, le=3600)  # CRLs behind or half expired, pending intents
     reconcile_grace_seconds: float = Field(default=300, ge=0)  # a pending intent older than this is reconciled
+    device_maker_roots: Path | None = None  # PEM bundle of trusted device-maker attestation roots (and home's)
+    auth_event_limit: int = Field(default=5, ge=1)  # wrong one-time secrets that burn a proofing event
+    auth_source_limit: int = Field(default=20, ge=1)  # failed authentications that lock a source address out
+    auth_window_seconds: int = Field(default=900, ge=1)  # ... within this window, and for its rest
 
     @field_validator("home", mode="after")
     @classmethod

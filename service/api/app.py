@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service.api import problems
 from service.api.limits import BodyLimit
 from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
+from service.api.source import PeerSource
 from service.audit_schedule import start_checkpointer
 from service.flows.reconciliation import reconcile
 from service.provisioning import provision, warm_up
@@ -57,4 +58,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for module in (system, registry, issuance, cards, phones, publication, cmp, est):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(PeerSource, behind_terminator=settings.behind_tls)
     return app

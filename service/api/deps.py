@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from service.db.registry_models import Actor
 from service.errors import AuthenticationRequired, RoleForbidden
+from service.flows.lockout import failed, refuse_if_known_locked
 from service.policy.model import Role
 from service.runtime import Runtime
 
@@ -26,8 +27,10 @@ def authenticated(request: Request, rt: RuntimeDep) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("send Authorization: Bearer <actor token>")
+    refuse_if_known_locked(rt)
     actor = rt.repo.actor_by_token(token.strip())
     if actor is None:
+        failed(rt, "bearer")  # counted and audited; raises AuthenticationLocked at the source's limit
         raise AuthenticationRequired("unknown or deactivated actor token")
     return actor
 

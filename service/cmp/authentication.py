@@ -22,8 +22,9 @@ from service.cmp.protection import MacProtector, SignatureProtector, is_pbm, ver
 from service.cmp.responder import responder
 from service.db.models import CertificateRecord
 from service.db.registry_models import ProofingEvent
-from service.errors import CertificateNotFound, ProofingEventNotFound
+from service.errors import AuthenticationLocked, CertificateNotFound, ProofingEventNotFound
 from service.flows.enrolment import enrolment_secret
+from service.flows.lockout import failed, refuse_if_locked
 from service.runtime import Runtime
 
 
@@ -57,12 +58,26 @@ def _mac(rt: Runtime, message: Message) -> Requester:
         event_id = bytes(header["senderKID"]).decode()
     except UnicodeDecodeError:
         raise CmpRejected("badMessageCheck", "unknown proofing event or wrong secret") from None
-    secret = enrolment_secret(rt, event_id).encode()  # computed for unknown ids too: no timing oracle
-    params = verify_pbm(header["protectionAlg"], secret, protected_part(message), message["protection"].asOctets())
     try:
-        event = rt.repo.proofing_event(event_id)
+        refuse_if_locked(rt)
+    except AuthenticationLocked as exc:
+        raise CmpRejected("notAuthorized", str(exc)) from None
+    secret = enrolment_secret(rt, event_id).encode()  # computed for unknown ids too: no timing oracle
+    try:
+        event: ProofingEvent | None = rt.repo.proofing_event(event_id)
     except ProofingEventNotFound:
-        raise CmpRejected("badMessageCheck", "unknown proofing event or wrong secret") from None
+        event = None
+    try:
+        params = verify_pbm(header["protectionAlg"], secret, protected_part(message), message["protection"].asOctets())
+        if event is None:
+            raise CmpRejected("badMessageCheck", "unknown proofing event or wrong secret")
+    except CmpRejected as exc:
+        if exc.fail_info == "badMessageCheck":
+            try:
+                failed(rt, "cmp", event.id if event is not None else None)  # counted, audited; may lock or burn
+            except AuthenticationLocked as locked:
+                raise CmpRejected("notAuthorized", str(locked)) from None
+        raise
     return Requester(sender=event.id, protector=MacProtector(params, secret), event=event)
 
 

@@ -26,7 +26,7 @@ from pyasn1_alt_modules import rfc5280, rfc9480
 from service.cmp.errors import CmpRejected
 
 ID_PBM = univ.ObjectIdentifier("1.2.840.113533.7.66.13")
-PBM_ITERATIONS = range(100, 100_001)
+PBM_ITERATIONS = range(100, 10_001)  # openssl cmp sends 500; 100,000 rounds cost 0.18 s of CPU, 10,000 about 18 ms
 _OWF = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384", "2.16.840.1.101.3.4.2.3": "sha512"}
 _MAC = {
     "1.3.6.1.5.5.8.1.2": "sha1",  # hmac-sha1 (RFC 4210's mandatory PBM MAC; openssl cmp's default)
@@ -70,7 +70,8 @@ class PbmParameters:
         if owf not in _OWF or mac not in _MAC:
             raise CmpRejected("badAlg", f"PBM with OWF {owf} and MAC {mac} is not accepted")
         if count not in PBM_ITERATIONS:
-            raise CmpRejected("badAlg", f"PBM iteration count {count} is outside 100..100000")
+            raise CmpRejected("badAlg", f"PBM iteration count {count} is outside "
+                              f"{PBM_ITERATIONS.start}..{PBM_ITERATIONS.stop - 1}")  # fmt: skip
         return cls(owf, mac, count), bytes(params["salt"])
 
     def algorithm(self, salt: bytes) -> rfc5280.AlgorithmIdentifier:

@@ -23,6 +23,7 @@ from hsm import KeyAlgorithm
 from service.errors import NotFound
 from service.flows.enrolment import authenticate_enrolment, event_actor
 from service.flows.issuance import IssueInput, issue_certificate
+from service.flows.lockout import refuse_if_locked
 from service.flows.pipeline import IssuedCertificate
 from service.runtime import Runtime
 
@@ -94,6 +95,7 @@ def csr_attributes(rt: Runtime, profile: str) -> bytes:
 
 def enroll(rt: Runtime, profile: str, event_id: str, secret: str, csr_der: bytes) -> IssuedCertificate:
     """/simpleenroll: authenticate the event by its one-time secret, then issue on it as its proofing actor."""
+    refuse_if_locked(rt)
     event = authenticate_enrolment(rt, event_id, secret)
     resident = rt.repo.resident_by_id(event.resident_id)
     item = IssueInput(

@@ -92,7 +92,7 @@ class Api:
         return self.post("/v1/certificates", "municipal_staff", body)
 
 
-def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str) -> Runtime:
+def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str, **overrides: Any) -> Runtime:
     settings = Settings(
         home=home,
         pkcs11_module=softhsm.module,
@@ -101,26 +101,31 @@ def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str) -
         database_url=database_url,
         ca_key_algorithm=KeyAlgorithm.P256,
         key_label_prefix=prefix,
+        **overrides,
     )
     runtime = open_runtime(settings)
     provision(runtime)
     return runtime
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def api(
-    request: pytest.FixtureRequest, softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Api]:
+def serve_api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory,
+              name: str) -> Iterator[Api]:  # fmt: skip
+    """A runtime of its own (keys labelled ``<name>-<backend>-``) on ``request.param``'s backend, served
+    in-process, with the registry imported and an actor per role."""
     backend = request.param
-    home = tmp_path_factory.mktemp(f"api-{backend}")
+    softhsm: SoftHsm = request.getfixturevalue("softhsm")
+    home = tmp_path_factory.mktemp(f"{name}-{backend}")
     if backend == "sqlite":
         url = f"sqlite:///{home / 'koshin.db'}"
     else:
         server: PgServer = request.getfixturevalue("pg_server")
-        url = server.create_database(f"api_{uuid.uuid4().hex[:8]}")
-    runtime = make_runtime(softhsm, home, url, f"api-{backend}-")
+        url = server.create_database(f"{name}_{uuid.uuid4().hex[:8]}")
+    # Every test shares the one TestClient address: the hostile suite keeps the documented lockout, the
+    # others raise the per-source limit so the garbage tokens of the role matrix lock nothing.
+    limit = {} if name == "hostile" else {"auth_source_limit": 1_000_000}
+    runtime = make_runtime(softhsm, home, url, f"{name}-{backend}-", **limit)
     app = create_app(runtime.settings, runtime=runtime)
-    csr = token_csr(token, "api-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode()
+    csr = token_csr(token, f"{name}-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode()
     with TestClient(app, raise_server_exceptions=False) as client:
         _, operator_token = runtime.repo.add_actor("operator", "ca_operator", None)
         client.headers.update({"Authorization": f"Bearer {operator_token}"})
@@ -138,6 +143,11 @@ def api(
         tokens["matsuyama_staff"] = runtime.repo.add_actor("matsuyama-staff", "municipal_staff", MATSUYAMA)[1]
         yield Api(client, runtime, tokens, backend, csr)
     runtime.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    yield from serve_api(request, token, tmp_path_factory, "api")
 
 
 def load_pem(text: str) -> x509.Certificate:
