@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from hsm import TokenSession, admin
+from service.clients.attestation import DeviceMaker
 from tests.pgserver import PgServer, find_bindir
 
 TEST_TOKEN = "koshin-test"
@@ -28,6 +31,7 @@ TRANSPORT_PINS = {
     "card": {"signature": "TRANSPORT01", "user-authentication": "0000"},
     "phone": {"signature": "TRANSPORT01", "user-authentication": "0000"},
     "next-gen-card": {"signature": "TRANSPORT01", "user-authentication": "0000"},
+    "maker": {"attestation": "MAKER00001"},
 }
 DEVICE_STOCK = {
     "t-station": "station",
@@ -37,7 +41,9 @@ DEVICE_STOCK = {
     "t-nextgen-0": "next-gen-card",
     "t-card-pdf": "card",  # tests/api/test_pdf_live.py
     "t-phone-pdf": "phone",
+    "t-maker": "maker",  # the device maker whose attestation root the test services trust
 }
+ATTESTING_KINDS = ("phone", "next-gen-card")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,36 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     device_so_pin = admin.random_pin()
     for name, kind in DEVICE_STOCK.items():
         admin.make_device_tokens(conf, name, TRANSPORT_PINS[kind], device_so_pin)
+    os.environ["KOSHIN_DEVICE_MAKER_ROOTS"] = str(home / "device-makers.pem")  # written by device_maker
     return SoftHsm(module, conf, TEST_TOKEN, pin, so_pin, dict(DEVICE_STOCK), device_so_pin)
+
+
+@dataclass(frozen=True)
+class Makers:
+    """The test device maker and the attestation certificate of every credential of every phone-like device."""
+
+    maker: DeviceMaker
+    certificates: dict[str, dict[str, x509.Certificate]]
+
+    def of(self, device: str) -> dict[str, x509.Certificate]:
+        return self.certificates[device]
+
+
+@pytest.fixture(scope="session")
+def device_maker(softhsm: SoftHsm) -> Iterator[Makers]:
+    """Manufacture: the maker's root on its own token (trusted by every test service through
+    KOSHIN_DEVICE_MAKER_ROOTS) and an attestation key in each credential of each phone and next-gen card."""
+    with TokenSession(softhsm.module, "t-maker-attestation", TRANSPORT_PINS["maker"]["attestation"]) as token:
+        maker = DeviceMaker.create(token, "Test Device Maker")
+        Path(os.environ["KOSHIN_DEVICE_MAKER_ROOTS"]).write_bytes(maker.certificate.public_bytes(Encoding.PEM))
+        certificates: dict[str, dict[str, x509.Certificate]] = {}
+        for name, kind in DEVICE_STOCK.items():
+            if kind not in ATTESTING_KINDS:
+                continue
+            for credential, pin in TRANSPORT_PINS[kind].items():
+                with TokenSession(softhsm.module, f"{name}-{credential}", pin) as device:
+                    certificates.setdefault(name, {})[credential] = maker.certify(device, f"{name}-{credential}")
+        yield Makers(maker, certificates)
 
 
 @pytest.fixture(scope="session")

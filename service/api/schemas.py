@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from ca.holder import Holder
+from ca.text import registry_text
 from service.policy.model import Channel, Evidence, Operation, Role
 
 ProfileName = Literal["signature", "user-authentication"]
@@ -17,14 +18,19 @@ ReasonName = Literal[
 ]  # fmt: skip
 
 
+# Registry text that goes into certificates: NFC, and only the repertoire ca/text.py documents (a refusal is a
+# 422 naming the field and the code point).
+RegistryText = Annotated[str, AfterValidator(registry_text)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class MunicipalityIn(Strict):
     code: str = Field(pattern=r"^[0-9]{5,6}$", description="総務省 local government code")
-    name: str = Field(min_length=1, max_length=64)
-    prefecture: str = Field(min_length=1, max_length=64)
+    name: RegistryText = Field(min_length=1, max_length=64)
+    prefecture: RegistryText = Field(min_length=1, max_length=64)
     post_office_delegation: bool = False
 
 
@@ -56,8 +62,8 @@ def _sex(value: object) -> str:
 
 class ResidentIn(Strict):
     resident_number: str = Field(pattern=r"^[0-9A-Za-z-]{4,32}$")
-    name: str = Field(min_length=1, max_length=128)
-    address: str = Field(min_length=1, max_length=256)
+    name: RegistryText = Field(min_length=1, max_length=128)
+    address: RegistryText = Field(min_length=1, max_length=256)
     municipality: str = Field(pattern=r"^[0-9]{5,6}$")
     date_of_birth: date
     sex: str
@@ -69,8 +75,8 @@ class ResidentIn(Strict):
 
 
 class ResidentPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    address: str | None = Field(default=None, min_length=1, max_length=256)
+    name: RegistryText | None = Field(default=None, min_length=1, max_length=128)
+    address: RegistryText | None = Field(default=None, min_length=1, max_length=256)
     municipality: str | None = Field(default=None, pattern=r"^[0-9]{5,6}$")
     date_of_birth: date | None = None
     sex: str | None = None
@@ -96,7 +102,7 @@ class ResidentOut(BaseModel):
 
 
 class ResidentUpdateOut(BaseModel):
-    resident: ResidentOut
+    resident: ResidentOut | None = Field(description="null in answers to a holder app: it gets no personal data")
     changed_basic_attributes: list[str]
     revoked_serials: list[str]
 
@@ -114,12 +120,27 @@ class ImportOut(BaseModel):
     revoked_serials: list[str]
 
 
+# Evidence the service establishes itself, from a request's signature or a key attestation: never asserted.
+VERIFIED_EVIDENCE = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DERIVED_CERTIFICATE,
+                               Evidence.DEVICE_GENERATED_KEY})  # fmt: skip
+
+
+def _asserted_only(evidence: list[Evidence]) -> list[Evidence]:
+    claimed = sorted(e.value for e in evidence if e in VERIFIED_EVIDENCE)
+    if claimed:
+        raise ValueError(f"{', '.join(claimed)} cannot be asserted: the service establishes it from the request's "
+                         "own signature (phone enrolment, CMP) or the device's key attestation")  # fmt: skip
+    return evidence
+
+
 class ProofingIn(Strict):
     resident_number: str = Field(min_length=1, max_length=32)
     operation: Operation
     channel: Channel
     evidence: list[Evidence] = Field(default_factory=list, max_length=16)
     venue: Literal["company_outreach", "wide_area_venue"] | None = None
+
+    _verified_evidence = field_validator("evidence")(_asserted_only)
 
 
 class DecisionOut(BaseModel):
@@ -160,6 +181,9 @@ class PolicyEvaluateIn(Strict):
     sign_cert_valid: bool = True
     post_office_delegated: bool = False
     venue: Literal["company_outreach", "wide_area_venue"] | None = None
+    revocation_reason: ReasonName | None = None
+    infrastructure: bool = False
+    holder_bound: bool = False
 
 
 class CertificateIn(Strict):
@@ -192,6 +216,10 @@ class CertificateOut(BaseModel):
 
 class RevokeIn(Strict):
     reason: ReasonName
+    channel: Channel | None = Field(default=None, description="where the request is made (default: the role's)")
+    evidence: list[Evidence] = Field(default_factory=list, max_length=16, description="what was checked")
+
+    _verified_evidence = field_validator("evidence")(_asserted_only)
 
 
 class AuditOut(BaseModel):
@@ -246,6 +274,12 @@ class NonceOut(BaseModel):
     expires_at: datetime
 
 
+_ATTESTATION = (
+    "the key attestation the phone's secure element made for this key under the nonce (PEM: the attestation "
+    "certificate, then the device's): without a valid one the policy sees no on-device key generation"
+)
+
+
 class PhoneEnrollIn(Strict):
     """A phone's application: its CSRs, and the application signed with the card's signature key."""
 
@@ -255,6 +289,8 @@ class PhoneEnrollIn(Strict):
     user_authentication_csr_pem: str = Field(min_length=1, max_length=16_384)
     nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
     application_signature_b64: str = Field(min_length=1, max_length=2048)
+    signature_attestation_pem: str | None = Field(default=None, max_length=16_384, description=_ATTESTATION)
+    user_authentication_attestation_pem: str | None = Field(default=None, max_length=16_384)
 
 
 class PhoneEnrollOut(BaseModel):
@@ -284,3 +320,4 @@ class PhoneRenewIn(Strict):
     csr_pem: str = Field(min_length=1, max_length=16_384)
     nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature_b64: str = Field(min_length=1, max_length=2048)
+    attestation_pem: str | None = Field(default=None, max_length=16_384, description=_ATTESTATION)

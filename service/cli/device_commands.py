@@ -15,11 +15,14 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from hsm import admin
+from hsm import TokenSession, admin
 from hsm.capabilities import load_token_profile
 from hsm.device import Device
 from service.cli.context import console, print_json
+from service.clients.attestation import DeviceMaker
 from service.clients.kiosk import Kiosk
 from service.clients.phone import Phone
 from service.clients.station import Station
@@ -61,7 +64,7 @@ def _so_pin(settings: Settings) -> str:
 
 
 def _record(settings: Settings, name: str) -> dict[str, Any]:
-    path = _secrets(settings) / "devices" / f"{name}.json"
+    path = _device_file(settings, name)
     if not path.exists():
         raise ConfigurationError(f"no device {name!r}: make it with `koshin devices make`")
     record: dict[str, Any] = json.loads(path.read_text())
@@ -79,15 +82,45 @@ def _http(url: str, token_file: Path) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=60.0, headers={"Authorization": f"Bearer {token}"})
 
 
+ATTESTING_KINDS = ("phone", "next-gen-card")  # secure elements that generate keys, and say so
+DEFAULT_MAKER = "koshin-maker"
+
+
 @devices.command("make")
 def make(
-    kind: Annotated[str, typer.Option(help="station, card, phone or next-gen-card.")],
+    kind: Annotated[str, typer.Option(help="station, card, phone, next-gen-card or maker.")],
     name: Annotated[str, typer.Option(help="Device name; its tokens are <name>-<credential>.")],
+    maker: Annotated[
+        str,
+        typer.Option(
+            help="phone, next-gen-card: the maker whose root certifies its attestation keys (made when missing)."
+        ),
+    ] = DEFAULT_MAKER,
 ) -> None:
-    """Make one blank device: a token per credential, random transport PINs kept under secrets/devices/."""
-    settings, conf, _ = embedded_home()
+    """Make one blank device: a token per credential, random transport PINs kept under secrets/devices/. A
+    maker gets an attestation root on its token (trusted through KOSHIN_HOME/device-makers.pem); a phone or
+    next-gen card gets an attestation key in each credential, certified by its maker at manufacture."""
+    settings, conf, module = embedded_home()
+    stock = [(kind, name)]
+    if kind in ATTESTING_KINDS and not _device_file(settings, maker).exists():
+        stock.insert(0, ("maker", maker))
+    for each_kind, each_name in stock:
+        _make_tokens(settings, conf, each_kind, each_name)  # every token before this process loads the module
+    for each_kind, each_name in stock:
+        if each_kind == "maker":
+            _make_maker(settings, module, each_name)
+    if kind in ATTESTING_KINDS:
+        _manufacture(settings, module, name, maker)
+    console.print(f"made {kind} {name}" + (f" (attestation by {maker})" if kind in ATTESTING_KINDS else ""))
+
+
+def _device_file(settings: Settings, name: str) -> Path:
+    return _secrets(settings) / "devices" / f"{name}.json"
+
+
+def _make_tokens(settings: Settings, conf: Path, kind: str, name: str) -> None:
     profile = load_token_profile(kind)
-    path = _secrets(settings) / "devices" / f"{name}.json"
+    path = _device_file(settings, name)
     if path.exists():
         raise ConfigurationError(f"device {name!r} already exists")
     longest = max(len(f"{name}-{cred}") for cred in profile.credentials)
@@ -96,7 +129,39 @@ def make(
     pins = {cred: _transport_pin(spec.pin_pattern) for cred, spec in profile.credentials.items()}
     admin.make_device_tokens(conf, name, pins, _so_pin(settings))
     admin.write_private_file(path, json.dumps({"kind": kind, "transport_pins": pins}))
-    console.print(f"made {kind} {name}: tokens {', '.join(f'{name}-{c}' for c in pins)}")
+    console.print(f"made tokens {', '.join(f'{name}-{c}' for c in pins)}")
+
+
+def _update(settings: Settings, name: str, **fields: Any) -> None:
+    path = _device_file(settings, name)
+    admin.write_private_file(path, json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def _make_maker(settings: Settings, module: str, name: str) -> None:
+    pin = _record(settings, name)["transport_pins"]["attestation"]
+    with TokenSession(module, f"{name}-attestation", pin) as token:
+        root = DeviceMaker.create(token, name).certificate.public_bytes(Encoding.PEM)
+    _update(settings, name, root_pem=root.decode())
+    with (settings.home / "device-makers.pem").open("ab") as bundle:  # what the service trusts
+        bundle.write(root)
+
+
+def _manufacture(settings: Settings, module: str, name: str, maker_name: str) -> None:
+    maker_record, record = _record(settings, maker_name), _record(settings, name)
+    root = x509.load_pem_x509_certificate(maker_record["root_pem"].encode())
+    certificates: dict[str, str] = {}
+    with TokenSession(module, f"{maker_name}-attestation", maker_record["transport_pins"]["attestation"]) as token:
+        maker = DeviceMaker(token, root)
+        for credential, pin in record["transport_pins"].items():
+            with TokenSession(module, f"{name}-{credential}", pin) as device:
+                certificate = maker.certify(device, f"{name}-{credential}")
+            certificates[credential] = certificate.public_bytes(Encoding.PEM).decode()
+    _update(settings, name, maker=maker_name, attestation=certificates)
+
+
+def attestation_of(record: dict[str, Any]) -> dict[str, x509.Certificate]:
+    """The device attestation certificates a phone's record holds (none for a device made before them)."""
+    return {c: x509.load_pem_x509_certificate(pem.encode()) for c, pem in record.get("attestation", {}).items()}
 
 
 def _transport_pin(pattern: str) -> str:
@@ -163,7 +228,8 @@ def enroll(
     """Phone enrolment: keys made on the phone, the application signed on the card."""
     phone_device, phone_record, _ = stored_device(phone_name)
     card, _, _ = stored_device(card_name)
-    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], device_id)
+    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], device_id,
+                   attestation_of(phone_record))  # fmt: skip
     result = client.enroll(card, card_password, card_certificate.read_text())
     serials = [result.answer["signature"]["serial"], result.answer["user_authentication"]["serial"]]
     print_json({k: result.answer[k] for k in ("decision_rule_id", "assurance_level")} | {"serials": serials})
@@ -180,7 +246,8 @@ def renew(
 ) -> None:
     """Re-key a phone certificate: a new key on the phone, the request signed with the current one (P11-REKEY)."""
     phone_device, phone_record, _ = stored_device(phone_name)
-    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], phone_name)
+    client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], phone_name,
+                   attestation_of(phone_record))  # fmt: skip
     answer, _ = client.renew(credential, None, certificate.read_text())
     if out is not None:
         out.write_text(answer["certificate_pem"])

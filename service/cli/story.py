@@ -28,7 +28,7 @@ from rich.table import Table
 
 from ca.ocsp import ocsp_request_der
 from service.cli.context import console
-from service.cli.device_commands import embedded_home, make, stored_device
+from service.cli.device_commands import attestation_of, embedded_home, make, stored_device
 from service.clients.kiosk import Kiosk
 from service.clients.phone import Phone
 from service.clients.station import ServiceRefused, Station, call
@@ -141,7 +141,8 @@ def _run(rt: Any, url: str, tokens: dict[str, str], run_id: str, station_name: s
                         f"allow ({rule})", out["assurance_level"], out["serial"], "good",
                         pem=out["certificate_pem"]))  # fmt: skip
     phone_dev, phone_rec, _ = stored_device(phone_name)
-    phone = Phone(_client(url, tokens["holder_app"]), phone_dev, phone_rec["transport_pins"], f"{phone_name}-id")
+    phone = Phone(_client(url, tokens["holder_app"]), phone_dev, phone_rec["transport_pins"], f"{phone_name}-id",
+                  attestation_of(phone_rec))  # fmt: skip
     enrolled = phone.enroll(card, pins["signature"], renewal.certificates["signature"]["certificate_pem"])
     for key in ("signature", "user_authentication"):
         rows.append(Row(f"phone enrolment: {key}", "phone secure element", "card signature key + password",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from pkcs11 import Attribute, ObjectClass
 
 from hsm import KeyAlgorithm, SignatureScheme, TokenSession
 from hsm.device import Device
+from service.clients.attestation import attest
 from service.clients.station import call, csr_on
 from service.protocol import application_bytes, renewal_bytes
 
@@ -53,18 +55,31 @@ def label_for_certificate(token: TokenSession, certificate: x509.Certificate) ->
 
 
 class Phone:
-    def __init__(self, http: httpx.Client, device: Device, pins: dict[str, str], device_id: str) -> None:
+    """``attestation``: each credential's device attestation certificate (issued by the maker at manufacture);
+    without it the phone sends no key attestation and the service sees no on-device key generation."""
+
+    def __init__(self, http: httpx.Client, device: Device, pins: dict[str, str], device_id: str,
+                 attestation: Mapping[str, x509.Certificate] | None = None) -> None:  # fmt: skip
         self.http, self.device, self.pins, self.device_id = http, device, pins, device_id
+        self.attestation = dict(attestation or {})
+
+    def _attest(self, token: TokenSession, credential: str, label: str, nonce: str) -> str | None:
+        device_certificate = self.attestation.get(credential)
+        if device_certificate is None:
+            return None
+        return attest(token, label, device_certificate, bytes.fromhex(nonce)).decode()
 
     def enroll(self, card: Device, card_password: str, card_certificate_pem: str) -> PhoneEnrollment:
         algorithm = KeyAlgorithm.P256
         labels = {cred: f"phone-{cred}-{secrets.token_hex(4)}" for cred in CREDENTIALS}
+        nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]
         csrs: dict[str, bytes] = {}
-        for cred, label in labels.items():  # the secure element makes its own keys (CKA_LOCAL true)
+        attestations: dict[str, str | None] = {}
+        for cred, label in labels.items():  # the secure element makes its own keys (CKA_LOCAL true) and says so
             with self.device.open(cred, self.pins[cred]) as token:
                 token.generate_keypair(algorithm, label)
                 csrs[cred] = csr_on(token, label, algorithm).encode()
-        nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]
+                attestations[cred] = self._attest(token, cred, label, nonce)
         application = application_bytes(nonce, self.device_id, {"signature": csrs["signature"],
                                          "user-authentication": csrs["user-authentication"]})  # fmt: skip
         with card.open("signature", card_password) as card_token:  # the holder types the card's password
@@ -75,7 +90,9 @@ class Phone:
             "card_certificate_pem": card_certificate_pem, "device_id": self.device_id,
             "signature_csr_pem": csrs["signature"].decode(),
             "user_authentication_csr_pem": csrs["user-authentication"].decode(),
-            "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
+            "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode(),
+            "signature_attestation_pem": attestations["signature"],
+            "user_authentication_attestation_pem": attestations["user-authentication"]})  # fmt: skip
         return PhoneEnrollment(self.device_id, answer, labels)
 
     def renew(
@@ -91,9 +108,10 @@ class Phone:
             token.generate_keypair(algorithm, label)
             csr = csr_on(token, label, algorithm)
             nonce = call(self.http, "POST", "/v1/phone-enrollments/nonce")["nonce"]
+            attestation = self._attest(token, credential, label, nonce)
             data = renewal_bytes(nonce, f"{current.serial_number:040x}", csr.encode())
             signature = token.sign(current_label, data, SignatureScheme.ECDSA_SHA256)
         answer = call(self.http, "POST", "/v1/phone-renewals", {
             "current_certificate_pem": current_certificate_pem, "csr_pem": csr, "nonce": nonce,
-            "signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
+            "signature_b64": base64.b64encode(signature).decode(), "attestation_pem": attestation})  # fmt: skip
         return answer, label

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -30,9 +30,11 @@ from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Sp
 from service.db.registry_models import Actor, Card, EnrollmentNonce, ProofingEvent, Resident
 from service.db.unit import Acting
 from service.errors import PolicyDenied, ProofingEventUnusable
+from service.flows.attestation import device_key_evidence
+from service.flows.authorisation import check_card_usable, evaluate, hide_foreign
 from service.flows.issuance import card_end, holder_of
 from service.flows.pipeline import IssuedCertificate, Order, Plan
-from service.flows.proofing import ProofingInput, evaluate, policy_request
+from service.flows.proofing import ProofingInput, policy_request
 from service.policy.model import Channel, Decision, Evidence, Operation
 from service.protocol import PHONE_PROFILES as PROFILES
 from service.protocol import application_bytes
@@ -57,6 +59,7 @@ class PhoneEnrollInput:
     csrs: dict[str, bytes]
     nonce: str
     application_signature: bytes
+    attestations: dict[str, bytes | None] = field(default_factory=dict)  # profile -> PEM chain from the phone
 
 
 def verify_application(
@@ -80,19 +83,23 @@ def decide_online(
     ctx: IssuanceContext,
     evidence: frozenset[Evidence],
     operation: Operation = Operation.PHONE_CERT_ISSUE,
+    revocation_reason: str | None = None,
+    note: str | None = None,
 ) -> tuple[Acting, Decision, AssuranceLevel]:
     """The policy on an online request (by default phone_cert_issue; CMP also asks cert_renew and revoke) over
-    online_sign_cert; a refusal is audited and raised. Returns who acts under the decision, the decision and
-    its level."""
+    online_sign_cert; a refusal is audited and raised. The request is signed by the holder's own key, so the
+    actor acts for this holder (holder_bound). Returns who acts under the decision, the decision and its level."""
     resident = ctx.resident
     if resident is None:
         raise ProofingEventUnusable("the certificate is not bound to a resident of this registry")
     proofing = ProofingInput(resident.resident_number, operation, Channel.ONLINE_SIGN_CERT, evidence)
-    decision = evaluate(rt, policy_request(actor, ctx, proofing))
+    request = replace(policy_request(actor, ctx, proofing), revocation_reason=revocation_reason, holder_bound=True)
+    decision = evaluate(rt, request)
     who = Acting(actor.name, actor.role, decision.rule_id, "allow" if decision.allowed else "deny")
     if not decision.allowed or decision.assurance is None or decision.policy_oid is None:
+        details = {"evidence_refused": note} if note else {}
         rt.repo.as_(who).record_denial(f"resident:{resident.resident_number}", operation=operation.value,
-                                       reason=decision.reason)  # fmt: skip
+                                       reason=decision.reason, **details)  # fmt: skip
         raise PolicyDenied(decision.rule_id, decision.reason, decision.regime)
     return who, decision, AssuranceLevel(decision.assurance.value)
 
@@ -138,8 +145,7 @@ def live_card_certificate(ctx: IssuanceContext, presented: x509.Certificate, rt:
     card = ctx.card_by_id(record.card_id)
     if card is None:
         raise ProofingEventUnusable("the card certificate is bound to no card of its holder")
-    if card.status != "active":
-        raise ProofingEventUnusable(f"card {card.number} is {card.status}")
+    check_card_usable(card)
     return card
 
 
@@ -149,13 +155,18 @@ def enroll_phone(
     card_cert = x509.load_pem_x509_certificate(item.card_certificate_pem)
     ctx = rt.repo.issuance_context(ContextQuery(presented_der=card_cert.public_bytes(Encoding.DER), policy_facts=True))
     card = live_card_certificate(ctx, card_cert, rt)
+    hide_foreign(actor, card.resident_id, ProofingEventUnusable("the card certificate is not a signature certificate "
+                                                                "of a card issued here"), proven=True)  # fmt: skip
     verify_application(card_cert, application_bytes(item.nonce, item.device_id, item.csrs), item.application_signature)
-    evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DEVICE_GENERATED_KEY})
-    who, decision, assurance = decide_online(rt, actor, ctx, evidence)
+    csrs = {p: load_csr(item.csrs[p]) for p in PROFILES}
+    device = device_key_evidence(rt, [(p, csrs[p].public_key(), item.attestations.get(p)) for p in PROFILES],
+                                 bytes.fromhex(item.nonce))  # fmt: skip
+    evidence = frozenset({Evidence.CARD_SIGN_CERTIFICATE, *device.evidence})
+    who, decision, assurance = decide_online(rt, actor, ctx, evidence, note=device.refused)
     resident = ctx.holder()
     holder = holder_of(ctx, card_end(card))  # bound to the card
     binding = Binding(resident_id=resident.id, card_id=card.id, device_id=item.device_id, key_origin="device")
-    orders = tuple(Order.holder(IssueRequest(p, load_csr(item.csrs[p]), holder, assurance), binding) for p in PROFILES)
+    orders = tuple(Order.holder(IssueRequest(p, csrs[p], holder, assurance), binding) for p in PROFILES)
     event = online_proofing(actor, resident, decision, evidence, Operation.PHONE_CERT_ISSUE)
     issued = rt.pipeline().issue(Plan(who, Spend(nonce=item.nonce, new_event=event), orders))
     return event, dict(zip(PROFILES, issued.certificates, strict=True))

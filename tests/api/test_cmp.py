@@ -8,9 +8,11 @@ a closed port, altered or re-sent with httpx, and the answer decoded with pyasn1
 from __future__ import annotations
 
 import base64
+import hashlib
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,8 @@ from service.protocol import application_bytes
 from tests.api.cmp_tools import HolderToken, ocsp_text, output, verified
 from tests.api.conftest import COUNTER_EVIDENCE, MIYAZAKI
 from tests.api.live_fixture import Live
+from tests.attested import SoftDevice
+from tests.conftest import Makers
 
 pytestmark = pytest.mark.hsm
 CMP_MEDIA = "application/pkixcmp"
@@ -100,7 +104,17 @@ def test_genm_returns_the_ca_certificates(live: Live, holder: HolderToken, infot
 
 
 # -- kur: the phone re-key in a standard protocol ------------------------------------------------------------
-def _phone(live: Live, holder: HolderToken, tmp_path: Path) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def soft_phone(device_maker: Makers) -> SoftDevice:
+    """The attestation key of the phone the holder token stands for, certified by the test device maker."""
+    return SoftDevice.made_by(device_maker, "cmp-phone")
+
+
+def _public(holder: HolderToken, uri: str, out: Path) -> Any:
+    return x509.load_pem_x509_csr(holder.csr(uri, out).read_bytes()).public_key()
+
+
+def _phone(live: Live, holder: HolderToken, tmp_path: Path, phone: SoftDevice) -> tuple[Path, str]:
     """A phone signature certificate (REST enrolment, policy P11) for a key on the holder token."""
     number, card = _resident(live)
     card_key = ec.generate_private_key(ec.SECP256R1())  # the card's signature key (software: not under test)
@@ -117,27 +131,44 @@ def _phone(live: Live, holder: HolderToken, tmp_path: Path) -> tuple[Path, str]:
     csrs = {p: holder.csr(uri, tmp_path / f"phone-{p}.csr").read_bytes() for p, uri in keys.items()}
     nonce = live.client.post("/v1/phone-enrollments/nonce", "holder_app").json()["nonce"]
     signature = card_key.sign(application_bytes(nonce, f"phone-{tag}", csrs), ec.ECDSA(hashes.SHA256()))
+    attest = {p: phone.attest(x509.load_pem_x509_csr(c).public_key(), bytes.fromhex(nonce)) for p, c in csrs.items()}
     enrolled = live.client.post("/v1/phone-enrollments", "holder_app", {
         "card_certificate_pem": issued.json()["certificate_pem"], "device_id": f"phone-{tag}",
         "signature_csr_pem": csrs["signature"].decode(),
         "user_authentication_csr_pem": csrs["user-authentication"].decode(),
-        "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode()})  # fmt: skip
+        "nonce": nonce, "application_signature_b64": base64.b64encode(signature).decode(),
+        "signature_attestation_pem": attest["signature"],
+        "user_authentication_attestation_pem": attest["user-authentication"]})  # fmt: skip
     assert enrolled.status_code == 201, enrolled.text
     path = tmp_path / "phone-signature.pem"
     path.write_text(enrolled.json()["signature"]["certificate_pem"])
     return path, keys["signature"]
 
 
-def _kur(live: Live, holder: HolderToken, cert: Path, key: str, out: Path) -> subprocess.CompletedProcess[str]:
+def _kur(live: Live, holder: HolderToken, cert: Path, key: str, out: Path,
+         phone: SoftDevice | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``openssl cmp -cmd kur``; with ``phone``, the new key's attestation goes along in extraCerts."""
     new_key = holder.new_key(f"kur-{uuid.uuid4().hex[:8]}")
+    extra: list[str] = []
+    if phone is not None:
+        current = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+        chain = out.with_suffix(".attestation.pem")
+        chain.write_text(phone.attest(_public(holder, new_key, out.with_suffix(".csr")),
+                                      hashlib.sha256(current).digest()))  # fmt: skip
+        extra = ["-extracerts", str(chain)]
     return holder.cmp(live.base_url, "signature", "-cmd", "kur", "-cert", str(cert), "-key", key, "-newkey", new_key,
-                      "-certout", str(out), "-trusted", str(live.root_pem))  # fmt: skip
+                      "-certout", str(out), "-trusted", str(live.root_pem), *extra)  # fmt: skip
 
 
-def test_kur_rekeys_a_phone_certificate_and_supersedes_it(live: Live, holder: HolderToken, tmp_path: Path) -> None:
-    current, key = _phone(live, holder, tmp_path)
+def test_kur_rekeys_a_phone_certificate_and_supersedes_it(
+    live: Live, holder: HolderToken, tmp_path: Path, soft_phone: SoftDevice
+) -> None:
+    current, key = _phone(live, holder, tmp_path, soft_phone)
+    unattested = _kur(live, holder, current, key, tmp_path / "unattested.pem")  # no attestation: no P11-REKEY
+    assert unattested.returncode != 0 and "notAuthorized" in output(unattested), output(unattested)
+    assert "P11-ELSE" in output(unattested), output(unattested)
     renewed = tmp_path / "renewed.pem"
-    result = _kur(live, holder, current, key, renewed)
+    result = _kur(live, holder, current, key, renewed, soft_phone)
     assert result.returncode == 0, output(result)
     new = verified(live, "signature", renewed)
     old = x509.load_pem_x509_certificate(current.read_bytes())
@@ -149,7 +180,7 @@ def test_kur_rekeys_a_phone_certificate_and_supersedes_it(live: Live, holder: Ho
     superseded = ocsp_text(live, "signature", current)
     assert "Cert Status: revoked" in superseded and "Reason: superseded" in superseded
 
-    again = _kur(live, holder, current, key, tmp_path / "again.pem")  # the superseded certificate is spent
+    again = _kur(live, holder, current, key, tmp_path / "again.pem", soft_phone)  # the superseded one is spent
     assert again.returncode != 0 and "certRevoked" in output(again), output(again)
 
 

@@ -41,7 +41,7 @@ from service.pdf.timestamp import stated_time
 from service.pdf.verification import embedded_revocation_counts
 from service.settings import Settings
 from tests.api.live_fixture import Live, card_device, new_resident
-from tests.conftest import TRANSPORT_PINS, SoftHsm
+from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
 
 pytestmark = pytest.mark.hsm
 
@@ -65,7 +65,9 @@ class Holder:
 
 
 @pytest.fixture(scope="module")
-def holder(live: Live, station: Station, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Holder:
+def holder(
+    live: Live, station: Station, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory, device_maker: Makers
+) -> Holder:
     state = tmp_path_factory.mktemp("pdf-devices")
     resident = new_resident(station)
     card = card_device(softhsm, CARD, state)
@@ -75,7 +77,7 @@ def holder(live: Live, station: Station, softhsm: SoftHsm, tmp_path_factory: pyt
     token = live.runtime.repo.add_actor("pdf-phone-app", "holder_app", None)[1]
     http = httpx.Client(base_url=live.base_url, timeout=30.0, headers={"Authorization": f"Bearer {token}"})
     phone = Phone(http, Device(softhsm.module, PHONE, load_token_profile("phone"), state), TRANSPORT_PINS["phone"],
-                  f"phone-{PHONE}")  # fmt: skip
+                  f"phone-{PHONE}", device_maker.of(PHONE))  # fmt: skip
     enrollment = phone.enroll(card, CARD_PINS["signature"], issued.certificates["signature"]["certificate_pem"])
     files = tmp_path_factory.mktemp("pdf-files")
     pins = {}

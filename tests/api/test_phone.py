@@ -16,14 +16,14 @@ from hsm.errors import PinIncorrect
 from service.clients.phone import Phone, PhoneEnrollment
 from service.clients.station import CardRenewal, ServiceRefused, Station, call
 from tests.api.live_fixture import Live, card_device, new_resident
-from tests.conftest import TRANSPORT_PINS, SoftHsm
+from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
 
 CARD_PINS = {"signature": "PHONEUSER77", "user-authentication": "7777"}
 
 
 @pytest.fixture(scope="module")
 def enrolled(
-    live: Live, station: Station, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory
+    live: Live, station: Station, softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory, device_maker: Makers
 ) -> tuple[str, CardRenewal, PhoneEnrollment, Phone, Device]:
     state = tmp_path_factory.mktemp("phone-state")
     resident = new_resident(station)
@@ -34,7 +34,7 @@ def enrolled(
     token = live.runtime.repo.add_actor("hanako-phone-app", "holder_app", None)[1]
     http = httpx.Client(base_url=live.base_url, timeout=30.0, headers={"Authorization": f"Bearer {token}"})
     phone = Phone(http, Device(softhsm.module, "t-phone-1", load_token_profile("phone"), state),
-                  TRANSPORT_PINS["phone"], "phone-t-phone-1")  # fmt: skip
+                  TRANSPORT_PINS["phone"], "phone-t-phone-1", device_maker.of("t-phone-1"))  # fmt: skip
     enrollment = phone.enroll(card, CARD_PINS["signature"], issued.certificates["signature"]["certificate_pem"])
     return resident, issued, enrollment, phone, card
 

@@ -26,13 +26,15 @@ from cryptography.x509.oid import NameOID
 
 from ca.issuance import PreparedCertificate
 from hsm.errors import HsmError
-from service.cmp.renewal import rekey
+from service.cmp.renewal import rekey, rekey_challenge
 from service.db.models import CertificateRecord
 from service.flows import est
 from service.flows.enrolment import enrolment_secret, event_actor
 from service.flows.issuance import IssueInput, issue_certificate
 from service.protocol import application_bytes, renewal_bytes
 from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.attested import SoftDevice
+from tests.conftest import Makers
 from tests.crl_wait import wait_for_crl
 
 pytestmark = pytest.mark.hsm
@@ -46,6 +48,11 @@ def _csr(key: ec.EllipticCurvePrivateKey) -> str:
 
 def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="module")
+def soft_phone(device_maker: Makers) -> SoftDevice:
+    return SoftDevice.made_by(device_maker, "pipeline-phone")
 
 
 @contextmanager
@@ -158,19 +165,28 @@ def _nonce(api: Api) -> str:
     return str(response.json()["nonce"])
 
 
-def _phone_enrolment(api: Api, card_key: ec.EllipticCurvePrivateKey, card_pem: str, device: str) -> dict[str, Any]:
-    csrs = {"signature": _csr(_key()), "user-authentication": _csr(_key())}
+def _phone_enrolment(
+    api: Api, card_key: ec.EllipticCurvePrivateKey, card_pem: str, device: str, phone: SoftDevice,
+    keys: dict[str, ec.EllipticCurvePrivateKey] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    keys = keys if keys is not None else {"signature": _key(), "user-authentication": _key()}
+    csrs = {p: _csr(k) for p, k in keys.items()}
     nonce = _nonce(api)
     application = application_bytes(nonce, device, {p: c.encode() for p, c in csrs.items()})
+    attest = {p: phone.attest(k.public_key(), bytes.fromhex(nonce)) for p, k in keys.items()}
     return {"card_certificate_pem": card_pem, "device_id": device, "signature_csr_pem": csrs["signature"],
             "user_authentication_csr_pem": csrs["user-authentication"], "nonce": nonce,
-            "application_signature_b64": _signed(card_key, application)}  # fmt: skip
+            "application_signature_b64": _signed(card_key, application),
+            "signature_attestation_pem": attest["signature"],
+            "user_authentication_attestation_pem": attest["user-authentication"]}  # fmt: skip
 
 
-def test_phone_enrolment_fails_on_its_second_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_phone_enrolment_fails_on_its_second_certificate(
+    api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: SoftDevice
+) -> None:
     _, card_key, card_pem = _enrolled_card(api)
     device = f"phone-{uuid.uuid4().hex[:8]}"
-    body = _phone_enrolment(api, card_key, card_pem, device)
+    body = _phone_enrolment(api, card_key, card_pem, device, soft_phone)
     with token_fails_on(api, monkeypatch, 2) as calls:
         _token_problem(api.post("/v1/phone-enrollments", "holder_app", body))
     assert len(calls) == 2
@@ -181,27 +197,21 @@ def test_phone_enrolment_fails_on_its_second_certificate(api: Api, monkeypatch: 
     assert sorted(r.profile for r in issued) == ["signature", "user-authentication"]
 
 
-def test_phone_rekey(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_phone_rekey(api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: SoftDevice) -> None:
     _, card_key, card_pem = _enrolled_card(api)
     device = f"phone-{uuid.uuid4().hex[:8]}"
-    phone_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
-    csrs = {}
-    for profile in ("signature", "user-authentication"):
-        phone_keys[profile] = _key()
-        csrs[profile] = _csr(phone_keys[profile])
-    nonce = _nonce(api)
-    application = application_bytes(nonce, device, {p: c.encode() for p, c in csrs.items()})
-    enrolled = api.post("/v1/phone-enrollments", "holder_app", {
-        "card_certificate_pem": card_pem, "device_id": device, "signature_csr_pem": csrs["signature"],
-        "user_authentication_csr_pem": csrs["user-authentication"], "nonce": nonce,
-        "application_signature_b64": _signed(card_key, application)})  # fmt: skip
+    phone_keys = {"signature": _key(), "user-authentication": _key()}
+    enrolled = api.post("/v1/phone-enrollments", "holder_app",
+                        _phone_enrolment(api, card_key, card_pem, device, soft_phone, phone_keys))  # fmt: skip
     assert enrolled.status_code == 201, enrolled.text
     current = enrolled.json()["user_authentication"]
-    new_csr = _csr(_key())
+    new_key = _key()
+    new_csr = _csr(new_key)
     nonce = _nonce(api)
     data = renewal_bytes(nonce, current["serial"], new_csr.encode())
     body = {"current_certificate_pem": current["certificate_pem"], "csr_pem": new_csr, "nonce": nonce,
-            "signature_b64": _signed(phone_keys["user-authentication"], data)}  # fmt: skip
+            "signature_b64": _signed(phone_keys["user-authentication"], data),
+            "attestation_pem": soft_phone.attest(new_key.public_key(), bytes.fromhex(nonce))}  # fmt: skip
     with token_fails_on(api, monkeypatch, 1):
         _token_problem(api.post("/v1/phone-renewals", "holder_app", body))
     _assert_nothing_delivered(_rows(api, lambda r: r.replaces_serial == current["serial"]), 0)
@@ -239,20 +249,22 @@ def test_cmp_ir(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert issue_certificate(api.runtime, event_actor(api.runtime, stored), item).record.status == "issued"
 
 
-def test_cmp_kur(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cmp_kur(api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: SoftDevice) -> None:
     """``key_update`` asks ``rekey``: a signature certificate re-keyed on the current one's key. Under
     current-2022 the policy refuses an online signature renewal (P12), so this re-keys a phone certificate."""
     _, card_key, card_pem = _enrolled_card(api)
     device = f"phone-{uuid.uuid4().hex[:8]}"
-    enrolled = api.post("/v1/phone-enrollments", "holder_app", _phone_enrolment(api, card_key, card_pem, device))
+    enrolled = api.post("/v1/phone-enrollments", "holder_app",
+                        _phone_enrolment(api, card_key, card_pem, device, soft_phone))  # fmt: skip
     assert enrolled.status_code == 201, enrolled.text
     record = api.runtime.repo.certificate(int(enrolled.json()["signature"]["serial"], 16))
     new_key = _key().public_key()
+    attestation = soft_phone.attest(new_key, rekey_challenge(record)).encode()
     with token_fails_on(api, monkeypatch, 1), pytest.raises(HsmError):
-        rekey(api.runtime, record, new_key)
+        rekey(api.runtime, record, new_key, attestation)
     _assert_nothing_delivered(_rows(api, lambda r: r.replaces_serial == record.serial_hex), 0)
     assert api.runtime.repo.certificate(int(record.serial_hex, 16)).status == "issued"
-    renewed = rekey(api.runtime, record, new_key)
+    renewed = rekey(api.runtime, record, new_key, attestation)
     assert renewed.record.status == "issued"
     assert api.runtime.repo.certificate(int(record.serial_hex, 16)).status == "revoked"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from tests.conftest import require_softhsm
 from tests.integration.test_cli import KOSHIN, Cli
@@ -118,7 +119,10 @@ def test_station_phone_and_kiosk_from_the_command_line(served: tuple[Cli, str], 
     for kind, name in (("station", "st1"), ("card", "card-a"), ("phone", "phone-a")):
         assert f"made {kind} {name}" in cli.ok("devices", "make", "--kind", kind, "--name", name)
     assert "already exists" in cli.fails("devices", "make", "--kind", "card", "--name", "card-a")
-    assert {d["name"] for d in json.loads(cli.ok("devices", "list"))} == {"st1", "card-a", "phone-a"}
+    listed = {d["name"]: d["kind"] for d in json.loads(cli.ok("devices", "list"))}
+    assert listed == {"st1": "station", "card-a": "card", "phone-a": "phone", "koshin-maker": "maker"}  # made for it
+    makers = x509.load_pem_x509_certificates((cli.home / "device-makers.pem").read_bytes())
+    assert [m.subject.rfc4514_string() for m in makers] == ["CN=koshin-maker Key Attestation Root,O=koshin-maker"]
     staff = _token_file(cli, tmp_path, "municipal_staff")
 
     renewed = json.loads(cli.ok("station", "renew-card", "--url", base, "--token-file", str(staff), "--station", "st1",

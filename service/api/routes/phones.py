@@ -55,6 +55,10 @@ def create_enrollment(body: PhoneEnrollIn, rt: RuntimeDep, actor: HolderApps) ->
             },
             nonce=body.nonce,
             application_signature=signature,
+            attestations={
+                "signature": _pem(body.signature_attestation_pem),
+                "user-authentication": _pem(body.user_authentication_attestation_pem),
+            },
         ),
     )
     return PhoneEnrollOut(
@@ -78,9 +82,14 @@ def create_phone_renewal(body: PhoneRenewIn, rt: RuntimeDep, actor: HolderApps) 
             csr=body.csr_pem.encode(),
             nonce=body.nonce,
             signature=_b64(body.signature_b64),
+            attestation=_pem(body.attestation_pem),
         ),
     )
     return certificate_out(issued.record)
+
+
+def _pem(text: str | None) -> bytes | None:
+    return text.encode() if text else None
 
 
 def _b64(text: str) -> bytes:
