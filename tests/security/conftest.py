@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from hsm import TokenSession
+from tests.api.conftest import Api, serve_api
 from tests.conftest import SoftHsm
 from tests.security.target import Target, external_target, populate
 
@@ -35,3 +36,11 @@ def target_session(request: pytest.FixtureRequest, target: Target) -> Iterator[T
         return
     with TokenSession(target.module, target.token_label, target.pin) as external:
         yield external
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def hostile_api(
+    request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """The REST service in-process with a runtime of its own, on both databases, for the hostile-input suite."""
+    yield from serve_api(request, token, tmp_path_factory, "hostile")
