@@ -71,10 +71,7 @@ def failed(rt: Runtime, kind: str, event_id: str | None = None) -> None:
     AuthenticationLocked when this failure locks the source."""
     source = request_source.get()
     subjects = [f"event:{event_id}"] if event_id else []
-    if source is not None:
-        subjects.append(f"source:{source}")
-    if not subjects:
-        return
+    subjects.append(f"source:{source}" if source is not None else "source:unknown")  # audited, never locked
     now = _now()
     counts = rt.repo.record_auth_failure(kind, subjects, source or "unknown", now, now - _window(rt))
     if event_id and counts.get(f"event:{event_id}", 0) >= rt.settings.auth_event_limit:

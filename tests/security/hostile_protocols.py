@@ -19,6 +19,7 @@ from cryptography.x509 import ocsp
 from fastapi.testclient import TestClient
 
 from ca.tsa import TimeStampFailure
+from service.flows.lockout import failed, refuse_if_known_locked, refuse_if_locked, request_source
 from tests.security.hostile_world import PROBLEM, World
 
 
@@ -226,3 +227,17 @@ def test_five_wrong_enrolment_secrets_burn_the_event(world: World) -> None:
     records = world.api.runtime.repo.audit_records(limit=1_000_000)
     assert sum(1 for r in records if r.action == "auth.fail" and r.object == f"event:{event['id']}") == 5
     assert [r.details for r in records if r.action == "proofing.burn" and r.object == event["id"]]
+
+
+def test_failures_from_an_unknown_source_are_audited_and_lock_nobody(world: World) -> None:
+    """Behind a TLS terminator the peer is unknown: each failure is still audited, and no lockout follows."""
+    rt, token = world.api.runtime, request_source.set(None)
+    try:
+        for _ in range(rt.settings.auth_source_limit + 2):
+            failed(rt, "bearer")
+        refuse_if_locked(rt)
+        refuse_if_known_locked(rt)
+    finally:
+        request_source.reset(token)
+    records = [r for r in rt.repo.audit_records(limit=1_000_000) if r.object == "source:unknown"]
+    assert len(records) >= rt.settings.auth_source_limit + 2 and "unknown" not in rt.auth_locks
