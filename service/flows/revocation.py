@@ -38,8 +38,7 @@ def revoke(rt: Runtime, actor: Actor, serial: int, ask: RevocationAsk) -> Certif
         raise unknown
     hide_foreign(actor, ctx.resident.id if ctx.resident else None, unknown)
     who = decide_revocation(rt, actor, ctx, record, ask, f"certificate:{record.serial_hex}")
-    revoked = rt.repo.as_(who).revoke(serial, ask.reason, _now())
-    rt.crl_publisher().revoked({revoked.issuer})
+    revoked = revoke_decided(rt, who, serial, ask.reason)
     if revoked.profile in rt.profiles.servers:
         rekey_service(rt, revoked)
     return revoked
