@@ -15,11 +15,13 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
+from ca.errors import CaError
+
 JST: timezone = timezone(timedelta(hours=9), "JST")
 RENEWAL_WINDOW_MONTHS = 3
 
 
-class ValidityError(ValueError):
+class ValidityError(CaError, ValueError):
     """The requested certificate cannot be given a valid (non-empty) validity period."""
 
 

@@ -265,10 +265,6 @@ class TokenSession:
                     )
         return sorted(found, key=lambda k: (k.object_class != "PRIVATE_KEY", k.object_class, k.label))
 
-    def raw_private_key(self, label: str) -> Any:
-        """The python-pkcs11 handle, for the security suite's negative tests only. Use under ``locked()``."""
-        return self._private(label)
-
     @contextmanager
     def locked(self) -> Iterator[Any]:
         """Hold the module lock and yield the raw python-pkcs11 session (security suite, administration)."""

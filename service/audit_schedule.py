@@ -29,6 +29,7 @@ class Checkpointer:
     every_seconds: float  # 0: no timer (start-up and shutdown checkpoints still happen)
     every_records: int
     poll_seconds: float = MAX_POLL_SECONDS
+    polls: int = field(default=0, init=False)  # how many times the thread looked at the chain (tests wait on it)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
 
@@ -50,6 +51,7 @@ class Checkpointer:
         last = time.monotonic()
         poll = min(self.every_seconds, self.poll_seconds)
         while not self._stop.wait(poll):
+            self.polls += 1
             try:
                 pending = self.anchor.pending()
             except Exception:

@@ -106,7 +106,7 @@ def extra_certificates(message: Any) -> list[x509.Certificate]:
     found = []
     for item in message["extraCerts"] if message["extraCerts"].isValue else ():
         try:
-            found.append(x509.load_der_x509_certificate(bytes(encoder.encode(item))))
+            found.append(messages.from_asn1_certificate(item))
         except ValueError:
             continue
     return found

@@ -62,7 +62,7 @@ def test_unmapped_exception_is_500_with_a_correlation_id_and_no_internals(
         response = client.get("/boom")
     body = _problem(response, 500, "internal")
     correlation = body["correlation_id"]
-    assert uuid.UUID(correlation)
+    assert str(uuid.UUID(correlation)) == correlation  # a canonical UUID, not just something that parses
     for leak in ("secret internals", "RuntimeError", "Traceback", "File "):
         assert leak not in response.text
     logged = [r for r in caplog.records if correlation in r.getMessage()]

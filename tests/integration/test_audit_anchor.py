@@ -251,8 +251,9 @@ def test_the_schedule_checkpoints_after_n_records_on_the_timer_and_at_shutdown(r
     counted.start()
     _wait_for(lambda: len(anchor.stored()) == 1)  # start-up: the ceremony's records
     _append(runtime, 2)
-    time.sleep(0.3)
-    assert len(anchor.stored()) == 1  # 2 of 3 records, an hour to go
+    looked = counted.polls
+    _wait_for(lambda: counted.polls >= looked + 5)  # it looked at the chain five times since ...
+    assert len(anchor.stored()) == 1  # ... and made nothing: 2 of 3 records, an hour to go
     _append(runtime, 1)
     _wait_for(lambda: len(anchor.stored()) == 2)
     counted.stop()  # nothing new since: no shutdown checkpoint
