@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := softhsm2 opensc openssl postgresql libengine-pkcs11-openssl golang-cfssl curl stunnel4
 
-.PHONY: run test deps system-deps venv check clean
+.PHONY: run test deps system-deps venv check clean lock
 
 run: deps
 	$(BIN)/koshin init
@@ -24,6 +24,7 @@ check: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 deps: system-deps venv
 
@@ -41,12 +42,19 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency, dev tools included, comes pinned with its hashes from requirements.lock (pip-compile
+# --generate-hashes; `make lock` regenerates it after a change to pyproject.toml); koshin itself goes on top
+# without resolving anything again.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "koshin needs Python 3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+lock: venv
+	$(BIN)/pip-compile -q --generate-hashes --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from ca.holder import Holder
-from ca.text import registry_text
+from service.flows.registry_document import RegistryText, Strict, sex_code
 from service.policy.model import Channel, Evidence, Operation, Role
 
 ProfileName = Literal["signature", "user-authentication"]
@@ -18,60 +17,12 @@ ReasonName = Literal[
 ]  # fmt: skip
 
 
-# Registry text that goes into certificates: NFC, and only the repertoire ca/text.py documents (a refusal is a
-# 422 naming the field and the code point).
-RegistryText = Annotated[str, AfterValidator(registry_text)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class MunicipalityIn(Strict):
-    code: str = Field(pattern=r"^[0-9]{5,6}$", description="総務省 local government code")
-    name: RegistryText = Field(min_length=1, max_length=64)
-    prefecture: RegistryText = Field(min_length=1, max_length=64)
-    post_office_delegation: bool = False
-
-
-class CardIn(Strict):
-    number: str = Field(pattern=r"^[0-9A-Z]{4,32}$")
-    issued_on: date
-
-
 class CardOut(BaseModel):
     number: str
     issued_on: date
     expires_on: date
     status: str
     delivery: str = "counter"
-
-
-def _sex(value: object) -> str:
-    return Holder.model_validate(
-        {
-            "name": "x",
-            "address": "x",
-            "prefecture": "x",
-            "municipality": "x",
-            "date_of_birth": "2000-01-01",
-            "sex": value,
-        }
-    ).sex
-
-
-class ResidentIn(Strict):
-    resident_number: str = Field(pattern=r"^[0-9A-Za-z-]{4,32}$")
-    name: RegistryText = Field(min_length=1, max_length=128)
-    address: RegistryText = Field(min_length=1, max_length=256)
-    municipality: str = Field(pattern=r"^[0-9]{5,6}$")
-    date_of_birth: date
-    sex: str
-    adult_ward: bool = False
-    evacuee: bool = False
-    cards: list[CardIn] = Field(default_factory=list, max_length=10)
-
-    _sex_code = field_validator("sex", mode="before")(_sex)
 
 
 class ResidentPatch(Strict):
@@ -86,7 +37,7 @@ class ResidentPatch(Strict):
     @field_validator("sex", mode="before")
     @classmethod
     def _sex_code(cls, value: object) -> object:
-        return None if value is None else _sex(value)
+        return None if value is None else sex_code(value)
 
 
 class ResidentOut(BaseModel):
@@ -105,11 +56,6 @@ class ResidentUpdateOut(BaseModel):
     resident: ResidentOut | None = Field(description="null in answers to a holder app: it gets no personal data")
     changed_basic_attributes: list[str]
     revoked_serials: list[str]
-
-
-class RegistryDocument(Strict):
-    municipalities: list[MunicipalityIn] = Field(default_factory=list, max_length=2000)
-    residents: list[ResidentIn] = Field(default_factory=list, max_length=1000)
 
 
 class ImportOut(BaseModel):

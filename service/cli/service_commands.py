@@ -10,12 +10,12 @@ import typer
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from pydantic import ValidationError
 
-from service.api.schemas import RegistryDocument
 from service.audit_anchor import audit_anchor, public_key_pem
 from service.audit_verification import verify_installation
 from service.cli.context import console, operator, print_json, runtime
 from service.flows.reconciliation import reconcile
 from service.flows.registry import import_registry
+from service.flows.registry_document import RegistryDocument
 from service.policy.model import Role
 from service.provisioning import provision
 from service.settings import Settings

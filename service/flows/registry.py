@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.api.schemas import RegistryDocument, ResidentIn
 from service.db.registry_models import Actor
 from service.errors import CardNotFound, OutsideJurisdiction, ResidentNotFound
+from service.flows.registry_document import RegistryDocument, ResidentIn
 from service.flows.revocation import update_resident
 from service.runtime import Runtime
 

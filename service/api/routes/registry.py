@@ -8,18 +8,10 @@ from fastapi import APIRouter, Depends
 
 from service.api.convert import card_out, resident_out
 from service.api.deps import STAFF, RuntimeDep, require
-from service.api.schemas import (
-    CardIn,
-    CardOut,
-    ImportOut,
-    RegistryDocument,
-    ResidentIn,
-    ResidentOut,
-    ResidentPatch,
-    ResidentUpdateOut,
-)
+from service.api.schemas import CardOut, ImportOut, ResidentOut, ResidentPatch, ResidentUpdateOut
 from service.db.registry_models import Actor
 from service.flows.registry import check_jurisdiction, import_registry, resident_fields
+from service.flows.registry_document import CardIn, RegistryDocument, ResidentIn
 from service.flows.revocation import report_card_lost, update_resident
 from service.policy.model import Role
 
