@@ -20,7 +20,7 @@ from ca.lint import PkixLinter
 from ca.profiles import CaSpec, Hierarchy, TsaSpec
 from ca.signing import SigningKey, lint_and_sign, throwaway_key
 from hsm import KeyAlgorithm, TokenSession
-from hsm.audit import audit_entry
+from hsm.key_rules import audit_entry
 
 CaRole = Literal["root", "issuing", "ocsp", "tsa"]
 TSA_NAME = "tsa"

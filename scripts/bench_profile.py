@@ -17,12 +17,12 @@ from pathlib import Path
 
 from pyinstrument import Profiler
 
+from bench.home import prepare
+from bench.setup import BENCH_HOLDER, MIYAZAKI, holder_csr_pem, init_hierarchy, seed_actors
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
 from ca.signing import lint_copy
-from service.bench.home import prepare
-from service.bench.setup import BENCH_HOLDER, MIYAZAKI, holder_csr_pem, init_hierarchy, seed_actors
 from service.flows.issuance import issue_for_operator
 from service.runtime import open_runtime
 
@@ -41,7 +41,7 @@ def main() -> None:
         authority = rt.authority()
         csr_pem = holder_csr_pem().encode()
         if args.what == "wave":
-            from service.bench import wave
+            from bench import wave
 
             token = seed_actors({"home": home.root, "algorithm": args.algorithm, "prefix": "", "tag": "p"})
             actor = rt.repo.actor_by_token(token["municipal_staff"])

@@ -17,7 +17,7 @@ from ca.extensions import CaUrls
 from ca.issuance import CertificateAuthority, IssueRequest
 from ca.lint import PkixLinter
 from ca.profiles import AssuranceLevel
-from service.cli.demo import SAMPLE_HOLDER, sample_csr
+from service.cli.sample import SAMPLE_HOLDER, sample_csr
 from service.db.issuance_store import Spend
 from service.flows.pipeline import Order, Pipeline, Plan
 from service.runtime import open_runtime

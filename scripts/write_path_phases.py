@@ -17,11 +17,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench.home import prepare
+from bench.setup import BENCH_HOLDER, holder_csr_pem, init_hierarchy
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.bench.home import prepare
-from service.bench.setup import BENCH_HOLDER, holder_csr_pem, init_hierarchy
 from service.db.issuance_store import Binding, Intent, Outcome, Spend
 from service.runtime import open_runtime
 

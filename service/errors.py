@@ -91,7 +91,7 @@ class OutsideJurisdiction(ServiceError):
     """Municipal staff may change only the registry of their own municipality."""
 
 
-class EnrolmentSecretInvalid(ServiceError):
+class EnrollmentSecretInvalid(ServiceError):
     """A protocol client (EST, CMP) presented an unknown proofing event or the wrong one-time secret."""
 
 

@@ -1,7 +1,7 @@
 """Provisioning: everything a process needs made before it serves, run by ``koshin init`` and at every start
 (the service's start-up, and ``koshin serve --workers N`` once before its workers), never inside a request.
 
-In order: the token's enrolment MAC key, the audit key, the CA hierarchy (the key ceremony) or, for an older
+In order: the token's enrollment MAC key, the audit key, the CA hierarchy (the key ceremony) or, for an older
 hierarchy, its missing time-stamp authority, the CMP responders and the CMP actor, and a first CRL of every CA
 that has none (or one that is behind or half expired). Each step keeps what exists and still fits, so a second
 run changes nothing.
@@ -18,15 +18,15 @@ from ca.hierarchy import add_tsa, run_ceremony
 from ca.holder import Holder
 from ca.issuance import IssueRequest
 from ca.profiles import AssuranceLevel
-from service.audit_anchor import provision_audit_key
-from service.cmp.renewal import ACTOR_NAME, ACTOR_ROLE
-from service.cmp.responder import provision_responders
+from service.audit.anchor import provision_audit_key
+from service.protocols.cmp.renewal import ACTOR_NAME, ACTOR_ROLE
+from service.protocols.cmp.responder import provision_responders
 from service.runtime import Runtime
 
 
 def provision(rt: Runtime) -> bool:
     """Make what is missing. Returns True when it created the CA hierarchy."""
-    rt.session.hmac_sha256(rt.enrolment_mac_label, b"ready")  # creates the MAC key once, before workers
+    rt.session.hmac_sha256(rt.enrollment_mac_label, b"ready")  # creates the MAC key once, before workers
     provision_audit_key(rt)  # the key that signs audit checkpoints, once; existing installations too
     created = not rt.initialised()
     if created:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from service import tls
-from service.cmp import responder
 from service.db.models import CertificateRecord
+from service.protocols.cmp import responder
 from service.runtime import Runtime
+from service.tls import credentials as tls
 
 
 def rekey_service(rt: Runtime, record: CertificateRecord) -> x509.Certificate | None:

@@ -72,9 +72,9 @@ class Runtime:
         return PkixLinter() if self.settings.lint else None
 
     @property
-    def enrolment_mac_label(self) -> str:
-        """The token's generic secret that derives one-time enrolment secrets (service/flows/enrolment.py)."""
-        return f"{self.settings.key_label_prefix}enrolment-mac"
+    def enrollment_mac_label(self) -> str:
+        """The token's generic secret that derives one-time enrollment secrets (service/flows/enrollment.py)."""
+        return f"{self.settings.key_label_prefix}enrolment-mac"  # the label tokens already hold: kept as spelt
 
     # -- the stored hierarchy ----------------------------------------------------------------------------
     def initialised(self) -> bool:

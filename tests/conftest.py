@@ -18,9 +18,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bench.pgserver import PgServer, find_bindir
+from devices.attestation import DeviceMaker
 from hsm import TokenSession, admin
-from service.clients.attestation import DeviceMaker
-from tests.pgserver import PgServer, find_bindir
 
 TEST_TOKEN = "koshin-test"
 
@@ -117,7 +117,7 @@ def token(softhsm: SoftHsm) -> Iterator[TokenSession]:
     session.close()
 
 
-# -- PostgreSQL: one throwaway server per session (tests/pgserver.py), a fresh database per test -----------------
+# -- PostgreSQL: one throwaway server per session (bench/pgserver.py), a fresh database per test -----------------
 
 
 def require_postgres() -> None:
@@ -150,3 +150,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     name = f"t_{uuid.uuid4().hex}"
     yield server.create_database(name)
     server.drop_database(name)
+
+
+# Tests that reach a token without the softhsm fixture: they run `koshin` commands on the embedded SoftHSM.
+EMBEDDED_TOKEN_MODULES = ("tests/integration/test_cli.py", "tests/integration/test_serve.py",
+                          "tests/integration/test_demo.py", "tests/integration/test_tls.py",
+                          "tests/integration/test_bench.py", "tests/integration/test_audit_anchor.py",
+                          "tests/api/test_audit.py", "tests/api/test_cmp_responder.py",
+                          "tests/security/test_no_key_material.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``hsm`` marker on every test that needs a token: each whose fixtures reach ``softhsm``, and each in a
+    module that drives the embedded SoftHSM through the command line. ``pytest -m "not hsm"`` is then the
+    token-free tier."""
+    for item in items:
+        needs_token = bool({"softhsm", "target", "target_session"} & set(getattr(item, "fixturenames", ())))
+        if needs_token or any(str(item.path).endswith(module) for module in EMBEDDED_TOKEN_MODULES):
+            item.add_marker(pytest.mark.hsm)

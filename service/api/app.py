@@ -12,7 +12,7 @@ from service.api import problems
 from service.api.limits import BodyLimit
 from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
 from service.api.source import PeerSource
-from service.audit_schedule import start_checkpointer
+from service.audit.schedule import start_checkpointer
 from service.flows.reconciliation import reconcile
 from service.provisioning import provision, warm_up
 from service.publication.crl import BackgroundPublisher

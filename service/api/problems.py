@@ -28,7 +28,7 @@ MEDIA_TYPE = "application/problem+json"
 # exception class -> (HTTP status, type slug, title). The first matching row (by isinstance) wins.
 PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.AuthenticationRequired, 401, "authentication-required", "Authentication required"),
-    (svc.EnrolmentSecretInvalid, 401, "enrolment-secret-invalid", "Unknown proofing event or wrong one-time secret"),
+    (svc.EnrollmentSecretInvalid, 401, "enrollment-secret-invalid", "Unknown proofing event or wrong one-time secret"),
     (svc.TlsRequired, 403, "tls-required", "This endpoint is served over TLS only"),
     (svc.RoleForbidden, 403, "role-forbidden", "Role may not call this endpoint"),
     (svc.PolicyDenied, 403, "policy-denied", "Refused by the assurance-level policy"),
@@ -80,8 +80,8 @@ def _extra(exc: BaseException) -> dict[str, Any]:
 
 
 def _challenge(exc: BaseException) -> dict[str, str]:
-    """EST clients present the one-time enrolment secret with HTTP Basic (RFC 7030 3.2.3), not a bearer token."""
-    if isinstance(exc, svc.EnrolmentSecretInvalid):
+    """EST clients present the one-time enrollment secret with HTTP Basic (RFC 7030 3.2.3), not a bearer token."""
+    if isinstance(exc, svc.EnrollmentSecretInvalid):
         return {"WWW-Authenticate": 'Basic realm="koshin EST", charset="UTF-8"'}
     if isinstance(exc, svc.AuthenticationLocked):
         return {"Retry-After": str(exc.retry_after)}

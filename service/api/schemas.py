@@ -75,7 +75,7 @@ def _asserted_only(evidence: list[Evidence]) -> list[Evidence]:
     claimed = sorted(e.value for e in evidence if e in VERIFIED_EVIDENCE)
     if claimed:
         raise ValueError(f"{', '.join(claimed)} cannot be asserted: the service establishes it from the request's "
-                         "own signature (phone enrolment, CMP) or the device's key attestation")  # fmt: skip
+                         "own signature (phone enrollment, CMP) or the device's key attestation")  # fmt: skip
     return evidence
 
 
@@ -110,7 +110,7 @@ class ProofingOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     used: bool
-    enrolment_secret: str | None = None  # only in the response that creates the event: EST/CMP one-time secret
+    enrollment_secret: str | None = None  # only in the response that creates the event: EST/CMP one-time secret
 
 
 class PolicyEvaluateIn(Strict):

@@ -37,9 +37,9 @@ def bench(
     postgres: Annotated[bool, typer.Option(help="Also run rest and wave on a throwaway PostgreSQL server.")] = True,
 ) -> None:
     """Benchmark koshin against the token's limit and against real peers; print a table and JSON lines."""
-    from service.bench.ratios import ratios
-    from service.bench.report import json_lines, table
-    from service.bench.runner import SCENARIOS, run_bench
+    from bench.ratios import ratios
+    from bench.report import json_lines, table
+    from bench.runner import SCENARIOS, run_bench
 
     chosen = scenarios or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]

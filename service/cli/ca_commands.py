@@ -21,7 +21,7 @@ from service.flows.authorisation import RevocationAsk
 from service.flows.issuance import issue_for_operator
 from service.flows.reconciliation import reconcile as reconcile_pending
 from service.flows.revocation import revoke as revoke_certificate
-from service.registry_rules import parse_serial
+from service.flows.serials import parse_serial
 
 app = typer.Typer(no_args_is_help=True, help="Operate the CA hierarchy.")
 

@@ -18,14 +18,14 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from devices.attestation import DeviceMaker
+from devices.capabilities import load_token_profile
+from devices.device import Device
+from devices.kiosk import Kiosk
+from devices.phone import Phone
+from devices.station import Station
 from hsm import TokenSession, admin
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
 from service.cli.context import console, print_json
-from service.clients.attestation import DeviceMaker
-from service.clients.kiosk import Kiosk
-from service.clients.phone import Phone
-from service.clients.station import Station
 from service.errors import ConfigurationError
 from service.settings import Settings
 
@@ -33,7 +33,7 @@ devices = typer.Typer(
     no_args_is_help=True, help="Blank device stock (station, card, phone) in the embedded token store."
 )
 station = typer.Typer(no_args_is_help=True, help="The counter station: card issuance and renewal.")
-phone = typer.Typer(no_args_is_help=True, help="The smartphone: enrolment with the card's signature key.")
+phone = typer.Typer(no_args_is_help=True, help="The smartphone: enrollment with the card's signature key.")
 kiosk = typer.Typer(no_args_is_help=True, help="The kiosk: PIN reset with face match and the other PIN.")
 
 Url = Annotated[str, typer.Option(help="Base URL of the koshin service.")]
@@ -225,7 +225,7 @@ def enroll(
     card_password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Card signature password.")],
     device_id: Annotated[str, typer.Option(help="The phone's device id.")],
 ) -> None:
-    """Phone enrolment: keys made on the phone, the application signed on the card."""
+    """Phone enrollment: keys made on the phone, the application signed on the card."""
     phone_device, phone_record, _ = stored_device(phone_name)
     card, _, _ = stored_device(card_name)
     client = Phone(_http(url, token_file), phone_device, phone_record["transport_pins"], device_id,

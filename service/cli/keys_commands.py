@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hsm.audit import audit_keys
+from hsm.key_rules import audit_keys
 from service.cli.context import console, print_json, runtime
 
 app = typer.Typer(no_args_is_help=True, help="Inspect keys on the token.")

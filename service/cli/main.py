@@ -8,6 +8,7 @@ import typer
 from cryptography import x509
 
 from ca.errors import CaError
+from devices.station import ServiceRefused
 from hsm import HsmError
 from service.cli import (
     bench_commands,
@@ -17,11 +18,10 @@ from service.cli import (
     keys_commands,
     pdf_commands,
     policy_commands,
+    sample,
     service_commands,
-    story,
 )
 from service.cli.context import console, errors, runtime
-from service.clients.station import ServiceRefused
 from service.errors import ServiceError
 from service.policy.errors import PolicyError
 from service.provisioning import provision
@@ -37,8 +37,8 @@ app.add_typer(keys_commands.app, name="keys")
 app.add_typer(service_commands.actors, name="actors")
 app.add_typer(service_commands.registry, name="registry")
 app.add_typer(service_commands.audit, name="audit")
-app.command("sample")(demo.demo)
-app.command("demo")(story.story)
+app.command("sample")(sample.sample)
+app.command("demo")(demo.demo)
 app.command("serve")(service_commands.serve)
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(device_commands.devices, name="devices")

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from cryptography import x509
 
+from devices.capabilities import load_token_profile
+from devices.device import Device
 from hsm import TokenSession
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
 from service.cli.context import console, print_json
 from service.cli.device_commands import embedded_home
 from service.settings import Settings

@@ -1,6 +1,6 @@
 """``koshin serve --tls``: uvicorn on a private Unix socket behind stunnel, which holds the TLS session with
-the server key on the token (service/stunnel.py) and a ``tls-server`` certificate from koshin's own CA
-(service/tls.py)."""
+the server key on the token (service/tls/stunnel.py) and a ``tls-server`` certificate from koshin's own CA
+(service/tls/credentials.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from service.cli.context import console, runtime
 from service.errors import ConfigurationError
 from service.provisioning import provision
 from service.settings import Settings
-from service.stunnel import StunnelSpec, Terminator
-from service.tls import ensure_credentials
+from service.tls.credentials import ensure_credentials
+from service.tls.stunnel import StunnelSpec, Terminator
 
 
 class Terminated(BaseException):

@@ -10,8 +10,8 @@ import typer
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from pydantic import ValidationError
 
-from service.audit_anchor import audit_anchor, public_key_pem
-from service.audit_verification import verify_installation
+from service.audit.anchor import audit_anchor, public_key_pem
+from service.audit.verification import verify_installation
 from service.cli.context import console, operator, print_json, runtime
 from service.flows.reconciliation import reconcile
 from service.flows.registry import import_registry

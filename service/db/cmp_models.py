@@ -2,7 +2,7 @@
 
 A transactionID is claimed once (its primary key) so a replayed or reused one is refused; a senderNonce is
 used once. The CMP responder certificates are ordinary rows of the certificate table (profile
-``cmp-responder``, one issuer each: service/cmp/responder.py); their keys live on the token.
+``cmp-responder``, one issuer each: service/protocols/cmp/responder.py); their keys live on the token.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from service.db.issuance_store import IssuanceStore, use_once
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
-from service.registry_rules import card_expiry
+from service.flows.registry_rules import card_expiry
 
 _Row = TypeVar("_Row", Municipality, Resident, Card, ProofingEvent, Actor)
 TOKEN_PREFIX = "ksn_"  # noqa: S105 - a prefix, not a token

@@ -1,7 +1,7 @@
 """The service side of key attestation: which requests show keys generated on a trusted device.
 
 A phone (or next-generation card) sends, with each CSR, the attestation chain its secure element made for that
-key (ca/attestation.py, service/clients/attestation.py). Only when every key of the request verifies against
+key (ca/attestation.py, devices/attestation.py). Only when every key of the request verifies against
 the configured device-maker roots (``KOSHIN_DEVICE_MAKER_ROOTS``, and ``KOSHIN_HOME/device-makers.pem``), under
 the request's challenge, does the policy see ``device_generated_key``; otherwise it sees no such evidence and
 says why in the refusal's audit row. The challenge is the request's server nonce (REST), or the SHA-256 of

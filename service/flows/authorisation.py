@@ -23,9 +23,9 @@ from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, ProofingEvent
 from service.db.unit import Acting
 from service.errors import CardNotFound, CardUnusable, PolicyDenied, ProofingEventNotYours, ServiceError
+from service.flows.registry_rules import age_on
 from service.policy.engine import decide
 from service.policy.model import Channel, Decision, Evidence, HolderState, Operation, PolicyRequest, Role
-from service.registry_rules import age_on
 from service.runtime import Runtime
 
 HOLDER_APP = Role.HOLDER_APP.value

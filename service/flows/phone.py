@@ -36,8 +36,8 @@ from service.flows.issuance import card_end, holder_of
 from service.flows.pipeline import IssuedCertificate, Order, Plan
 from service.flows.proofing import ProofingInput, policy_request
 from service.policy.model import Channel, Decision, Evidence, Operation
-from service.protocol import PHONE_PROFILES as PROFILES
-from service.protocol import application_bytes
+from service.protocols.phone import PHONE_PROFILES as PROFILES
+from service.protocols.phone import application_bytes
 from service.runtime import Runtime
 
 NONCE_TTL = timedelta(minutes=5)

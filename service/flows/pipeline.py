@@ -1,5 +1,5 @@
 """The one issuance pipeline. Every channel that issues (REST ``/v1/certificates`` and ``/v1/card-issuances``,
-phone enrolment and re-key, CMP ``ir``/``kur``, EST ``simpleenroll``, the operator's ``koshin ca issue`` and
+phone enrollment and re-key, CMP ``ir``/``kur``, EST ``simpleenroll``, the operator's ``koshin ca issue`` and
 ``sample``, koshin's own server certificates) contributes only its authoriser (what it checked, who acts under
 which rule, what the authorisation spends) and its request builder (the orders); this runs the rest once:
 

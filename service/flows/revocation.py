@@ -19,8 +19,8 @@ from service.db.repository import serial_hex
 from service.db.unit import Acting
 from service.errors import CertificateNotFound
 from service.flows.authorisation import RevocationAsk, decide_revocation, hide_foreign, unknown_card
+from service.flows.registry_rules import BASIC_ATTRIBUTES, changed_basic_attributes
 from service.policy.model import Channel
-from service.registry_rules import BASIC_ATTRIBUTES, changed_basic_attributes
 from service.rekey import rekey_service
 from service.runtime import Runtime
 
@@ -46,7 +46,7 @@ def revoke(rt: Runtime, actor: Actor, serial: int, ask: RevocationAsk) -> Certif
 
 def revoke_decided(rt: Runtime, who: Acting, serial: int, reason: str) -> CertificateRecord:
     """Revoke one certificate on a decision taken elsewhere: a CMP ``rr`` the policy allowed on the request's
-    own protection (service/cmp/renewal.py), a certificate its requester refused in ``certConf``."""
+    own protection (service/protocols/cmp/renewal.py), a certificate its requester refused in ``certConf``."""
     revoked = rt.repo.as_(who).revoke(serial, reason, _now())
     rt.crl_publisher().revoked({revoked.issuer})
     return revoked

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from bench.pgserver import PgServer
 from hsm import KeyAlgorithm, TokenSession
 from service.api.app import create_app
 from service.policy.model import Role
@@ -27,7 +28,6 @@ from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
 from tests.integration.conftest import token_csr
-from tests.pgserver import PgServer
 
 MIYAZAKI, MATSUYAMA = "452017", "382019"
 REGISTRY: dict[str, Any] = {
@@ -155,4 +155,4 @@ def load_pem(text: str) -> x509.Certificate:
 
 
 # the live server of test_live.py, registered here so the test module only uses it
-from tests.api.live_fixture import live, station  # noqa: E402, F401
+from tests.support.live_fixture import live, station  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 The read-side test drives the shared ``api`` runtime. The tamper tests edit the database directly, so they run
 on a fresh runtime and database of their own (per backend) and never touch the shared one. Edits the hash chain
-itself shows come first; then what only the checkpoints signed on the token show (service/audit_verification.py).
+itself shows come first; then what only the checkpoints signed on the token show (service/audit/verification.py).
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from service.api.app import create_app
-from service.audit_anchor import audit_anchor
-from service.audit_checkpoint import Checkpoint, key_sha256
-from service.audit_verification import verify_installation
+from service.audit.anchor import audit_anchor
+from service.audit.checkpoint import Checkpoint, key_sha256
+from service.audit.verification import verify_installation
 from service.db.audit_chain import record_hash
 from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from service.runtime import Runtime
 from tests.api.conftest import REGISTRY, Api, make_runtime
 from tests.conftest import SoftHsm, require_softhsm
-from tests.crl_wait import wait_for_crl
-from tests.integration.helpers import run
-from tests.integration.test_audit_anchor import rewrite_chain_from
+from tests.support.audit import rewrite_chain_from
+from tests.support.crl_wait import wait_for_crl
+from tests.support.helpers import run
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 
@@ -117,7 +117,7 @@ def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -
     assert (
         after.items() >= {"records": records[-1]["seq"], "intact": True, "first_broken": None, "problem": None}.items()
     )
-    assert after["checkpoints"] >= 1, after  # the start-up checkpoint of the app (service/audit_schedule.py)
+    assert after["checkpoints"] >= 1, after  # the start-up checkpoint of the app (service/audit/schedule.py)
     assert 0 < after["anchored_records"] <= after["records"]
 
 

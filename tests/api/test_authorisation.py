@@ -9,7 +9,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from service.cmp.responder import key_label, responder
+from service.protocols.cmp.responder import key_label, responder
 from tests.api.conftest import COUNTER_EVIDENCE, Api
 
 PROBLEM = "application/problem+json"

@@ -23,14 +23,14 @@ from pyasn1.codec.der import decoder, encoder
 from pyasn1.type import univ
 from pyasn1_alt_modules import rfc9480
 
-from service.cmp.messages import protected_part
-from service.cmp.protection import PbmParameters
-from service.protocol import application_bytes
-from tests.api.cmp_tools import HolderToken, ocsp_text, output, verified
+from service.protocols.cmp.messages import protected_part
+from service.protocols.cmp.protection import PbmParameters
+from service.protocols.phone import application_bytes
 from tests.api.conftest import COUNTER_EVIDENCE, MIYAZAKI
-from tests.api.live_fixture import Live
-from tests.attested import SoftDevice
 from tests.conftest import Makers
+from tests.support.attested import SoftDevice
+from tests.support.cmp_tools import HolderToken, ocsp_text, output, verified
+from tests.support.live_fixture import Live
 
 pytestmark = pytest.mark.hsm
 CMP_MEDIA = "application/pkixcmp"
@@ -53,12 +53,12 @@ def _resident(live: Live) -> tuple[str, str]:
 
 
 def _proofing(live: Live, number: str) -> tuple[str, str]:
-    """A counter proofing event (cert_issue, P1-CERT): its id and its one-time enrolment secret."""
+    """A counter proofing event (cert_issue, P1-CERT): its id and its one-time enrollment secret."""
     event = live.client.post("/v1/proofing-events", "municipal_staff", {"resident_number": number,
                              "operation": "cert_issue", "channel": "counter_in_person",
                              "evidence": COUNTER_EVIDENCE})  # fmt: skip
     assert event.status_code == 201, event.text
-    return str(event.json()["id"]), str(event.json()["enrolment_secret"])
+    return str(event.json()["id"]), str(event.json()["enrollment_secret"])
 
 
 def _ir_args(event_id: str, secret: str, key_uri: str, out: Path, root: Path) -> list[str]:
@@ -115,7 +115,7 @@ def _public(holder: HolderToken, uri: str, out: Path) -> Any:
 
 
 def _phone(live: Live, holder: HolderToken, tmp_path: Path, phone: SoftDevice) -> tuple[Path, str]:
-    """A phone signature certificate (REST enrolment, policy P11) for a key on the holder token."""
+    """A phone signature certificate (REST enrollment, policy P11) for a key on the holder token."""
     number, card = _resident(live)
     card_key = ec.generate_private_key(ec.SECP256R1())  # the card's signature key (software: not under test)
     csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(card_key, hashes.SHA256())

@@ -23,19 +23,19 @@ from ca.errors import CaNotInitialised
 from ca.extensions import ServerNames
 from ca.server import prepare_server_certificate
 from hsm import KeyAlgorithm
-from service.cmp.responder import PROFILE, key_label, provision_responders, responder
 from service.db.issuance_store import Spend
 from service.db.models import CertificateRecord
 from service.flows.pipeline import PROVISIONING, Order, Plan
+from service.protocols.cmp.responder import PROFILE, key_label, provision_responders, responder
 from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
-from tests.api.cmp_tools import HolderToken, ocsp_text, output, verified
 from tests.api.conftest import make_runtime
-from tests.api.live_fixture import CAS, Live
 from tests.conftest import SoftHsm, require_softhsm
-from tests.integration.helpers import openssl, pkilint_errors, run
-from tests.integration.test_cli import KOSHIN, Cli
+from tests.support.cli import KOSHIN, Cli
+from tests.support.cmp_tools import HolderToken, ocsp_text, output, verified
+from tests.support.helpers import openssl, pkilint_errors, run
+from tests.support.live_fixture import CAS, Live
 
 pytestmark = pytest.mark.hsm
 

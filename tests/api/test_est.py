@@ -28,9 +28,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hsm import KeyAlgorithm, TokenSession
 from tests.api.conftest import COUNTER_EVIDENCE, MIYAZAKI
-from tests.api.live_fixture import Live
 from tests.integration.conftest import token_csr
-from tests.integration.helpers import openssl, run
+from tests.support.helpers import openssl, run
+from tests.support.live_fixture import Live
 
 EST = "/.well-known/est"
 PROBLEM = "application/problem+json"
@@ -76,7 +76,7 @@ def decode_certs(answer: Answer, directory: Path) -> list[x509.Certificate]:
 
 
 def proofing_event(live: Live) -> tuple[str, str]:
-    """A new resident proofed at the counter: (event id, one-time enrolment secret)."""
+    """A new resident proofed at the counter: (event id, one-time enrollment secret)."""
     number = f"R-{uuid.uuid4().hex[:12]}"
     resident = {"resident_number": number, "name": "宮崎 花子", "address": "宮崎県宮崎市橘通西一丁目1番1号",
                 "municipality": MIYAZAKI, "date_of_birth": "1988-04-12", "sex": "female"}  # fmt: skip
@@ -86,7 +86,7 @@ def proofing_event(live: Live) -> tuple[str, str]:
                              "operation": "cert_issue", "channel": "counter_in_person",
                              "evidence": COUNTER_EVIDENCE})  # fmt: skip
     assert event.status_code == 201, event.text
-    return str(event.json()["id"]), str(event.json()["enrolment_secret"])
+    return str(event.json()["id"]), str(event.json()["enrollment_secret"])
 
 
 def csr_b64(token: TokenSession, algorithm: KeyAlgorithm, directory: Path) -> tuple[Path, bytes]:
@@ -181,7 +181,7 @@ def test_missing_or_wrong_secret_is_401_with_a_basic_challenge(live: Live, token
     for what, answer in attempts.items():
         assert answer.status == 401, what
         assert answer.headers["www-authenticate"].startswith("Basic "), what
-        assert problem_of(answer)["type"] == "/problems/enrolment-secret-invalid", what
+        assert problem_of(answer)["type"] == "/problems/enrollment-secret-invalid", what
     # none of those spent the event: the right secret still enrols once
     assert enroll(live, tmp_path / "ok.b64", body, event_id, secret, None).status == 200
 

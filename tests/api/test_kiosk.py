@@ -6,12 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devices.kiosk import Kiosk
+from devices.station import ServiceRefused, Station, call
 from hsm import PinLocked
 from hsm.errors import PinIncorrect
-from service.clients.kiosk import Kiosk
-from service.clients.station import ServiceRefused, Station, call
-from tests.api.live_fixture import Live, card_device, new_resident
 from tests.conftest import TRANSPORT_PINS, SoftHsm
+from tests.support.live_fixture import Live, card_device, new_resident
 
 PINS = {"signature": "KIOSKUSER01", "user-authentication": "1357"}
 

@@ -32,10 +32,10 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from ca.ocsp import cert_id_hashes, ocsp_request_der
-from tests.api.live import write
-from tests.api.live_fixture import CAS, Live
-from tests.crl_wait import wait_for_crl
-from tests.integration.helpers import openssl, run, write_pem
+from tests.support.crl_wait import wait_for_crl
+from tests.support.helpers import openssl, run, write_pem
+from tests.support.live import write
+from tests.support.live_fixture import CAS, Live
 
 OCSP_MEDIA = "application/ocsp-response"
 CRL_MEDIA = "application/pkix-crl"

@@ -27,21 +27,21 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from typer.testing import CliRunner, Result
 
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
+from devices.capabilities import load_token_profile
+from devices.device import Device
+from devices.phone import Phone
+from devices.station import CardRenewal, Station
 from hsm.errors import PinIncorrect
 from service.cli.main import app
 from service.cli.pdf_commands import device_credential
-from service.clients.phone import Phone
-from service.clients.station import CardRenewal, Station
 from service.db.repository import utc
 from service.pdf.errors import CertificateNotForSigning, SigningFailed
 from service.pdf.sample import sample_pdf
 from service.pdf.timestamp import stated_time
 from service.pdf.verification import embedded_revocation_counts
 from service.settings import Settings
-from tests.api.live_fixture import Live, card_device, new_resident
 from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
+from tests.support.live_fixture import Live, card_device, new_resident
 
 pytestmark = pytest.mark.hsm
 

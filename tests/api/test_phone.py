@@ -1,4 +1,4 @@
-"""Smartphone enrolment end to end over HTTP: keys made on the phone (LOCAL), the application signed with the
+"""Smartphone enrollment end to end over HTTP: keys made on the phone (LOCAL), the application signed with the
 card's signature key, certificates bound to the card so card events reach them."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import pytest
 from cryptography import x509
 from pkcs11 import Attribute, ObjectClass
 
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
+from devices.capabilities import load_token_profile
+from devices.device import Device
+from devices.phone import Phone, PhoneEnrollment
+from devices.station import CardRenewal, ServiceRefused, Station, call
 from hsm.errors import PinIncorrect
-from service.clients.phone import Phone, PhoneEnrollment
-from service.clients.station import CardRenewal, ServiceRefused, Station, call
-from tests.api.live_fixture import Live, card_device, new_resident
 from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
+from tests.support.live_fixture import Live, card_device, new_resident
 
 CARD_PINS = {"signature": "PHONEUSER77", "user-authentication": "7777"}
 

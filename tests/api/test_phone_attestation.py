@@ -1,4 +1,4 @@
-"""On-device key generation is verified, not asserted: a phone enrolment shows device_generated_key to the policy
+"""On-device key generation is verified, not asserted: a phone enrollment shows device_generated_key to the policy
 only with a valid key attestation for every key, under the request's nonce, from a trusted device maker."""
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.attestation import ORIGIN_IMPORTED
-from service.protocol import application_bytes
+from service.protocols.phone import application_bytes
 from tests.api.conftest import Api
-from tests.api.test_pipeline_failures import _csr, _enrolled_card, _key, _nonce, _signed
-from tests.attested import SoftDevice
 from tests.conftest import Makers
-from tests.unit.test_attestation import _ca
+from tests.support.attested import SoftDevice
+from tests.support.certificates import ca_certificate as _ca
+from tests.support.requests import csr_pem as _csr
+from tests.support.requests import enrolled_card as _enrolled_card
+from tests.support.requests import phone_nonce as _nonce
+from tests.support.requests import signed_b64 as _signed
+from tests.support.requests import software_key as _key
 
 Tamper = Callable[[SoftDevice, dict[str, ec.EllipticCurvePrivateKey], str], dict[str, str | None]]
 
@@ -91,7 +95,7 @@ def test_an_untrusted_maker_is_refused(api: Api, rogue: SoftDevice) -> None:
     assert "no trusted device maker" in json.loads(denial.details)["evidence_refused"]
 
 
-def test_an_attested_enrolment_records_the_device_origin(api: Api, phone: SoftDevice) -> None:
+def test_an_attested_enrollment_records_the_device_origin(api: Api, phone: SoftDevice) -> None:
     body, device_id = _body(api, _honest, phone)
     enrolled = api.post("/v1/phone-enrollments", "holder_app", body)
     assert enrolled.status_code == 201 and enrolled.json()["decision_rule_id"] == "P11", enrolled.text

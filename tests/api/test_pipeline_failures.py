@@ -3,14 +3,13 @@ the request is delivered. Certificates already signed for it are recorded revoke
 kept), the others failed, none is issued or left pending, and the authorisation is given back, so the same
 request succeeds once the token works again.
 
-Channels: REST ``/v1/certificates``, ``/v1/card-issuances`` (a pair: fails on the second), phone enrolment (a
+Channels: REST ``/v1/certificates``, ``/v1/card-issuances`` (a pair: fails on the second), phone enrollment (a
 pair: fails on the second), phone re-key, EST ``simpleenroll`` and CMP ``ir`` (their flow entry points, as
 tests/api/test_est.py and test_cmp.py drive them over the wire), CMP ``kur`` (its flow, ``rekey``).
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,35 +18,30 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from ca.issuance import PreparedCertificate
 from hsm.errors import HsmError
-from service.cmp.renewal import rekey, rekey_challenge
 from service.db.models import CertificateRecord
-from service.flows import est
-from service.flows.enrolment import enrolment_secret, event_actor
+from service.flows.enrollment import enrollment_secret, event_actor
 from service.flows.issuance import IssueInput, issue_certificate
-from service.protocol import application_bytes, renewal_bytes
-from tests.api.conftest import COUNTER_EVIDENCE, Api
-from tests.attested import SoftDevice
+from service.protocols import est
+from service.protocols.cmp.renewal import rekey, rekey_challenge
+from service.protocols.phone import application_bytes, renewal_bytes
+from tests.api.conftest import Api
 from tests.conftest import Makers
-from tests.crl_wait import wait_for_crl
+from tests.support.attested import SoftDevice
+from tests.support.crl_wait import wait_for_crl
+from tests.support.requests import card_issuance as _card_issuance
+from tests.support.requests import counter_event as _event
+from tests.support.requests import csr_pem as _csr
+from tests.support.requests import enrolled_card as _enrolled_card
+from tests.support.requests import phone_nonce as _nonce
+from tests.support.requests import signed_b64 as _signed
+from tests.support.requests import software_key as _key
 
 pytestmark = pytest.mark.hsm
-
-
-def _csr(key: ec.EllipticCurvePrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-    return csr.public_bytes(Encoding.PEM).decode()
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +85,6 @@ def _assert_nothing_delivered(rows: list[CertificateRecord], signed_before_failu
         assert row.certificate_der is None and row.failure
 
 
-def _event(api: Api, resident: str, operation: str = "cert_issue") -> dict[str, Any]:
-    body = {"resident_number": resident, "operation": operation, "channel": "counter_in_person",
-            "evidence": COUNTER_EVIDENCE}  # fmt: skip
-    response = api.post("/v1/proofing-events", "municipal_staff", body)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
 def _used(api: Api, event_id: str) -> bool:
     return bool(api.get(f"/v1/proofing-events/{event_id}", "municipal_staff").json()["used"])
 
@@ -120,13 +106,6 @@ def test_rest_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert api.post("/v1/certificates", "municipal_staff", body).status_code == 201
 
 
-def _card_issuance(api: Api, resident: str, event_id: str, keys: dict[str, ec.EllipticCurvePrivateKey]) -> Any:
-    body = {"resident_number": resident, "proofing_event_id": event_id, "card_number": api.card_of(resident),
-            "signature_csr_pem": _csr(keys["signature"]),
-            "user_authentication_csr_pem": _csr(keys["user-authentication"])}  # fmt: skip
-    return api.post("/v1/card-issuances", "municipal_staff", body)
-
-
 def test_card_pair_fails_on_its_second_certificate(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     resident = api.new_resident()
     event = _event(api, resident, "card_issue")
@@ -145,27 +124,7 @@ def test_card_pair_fails_on_its_second_certificate(api: Api, monkeypatch: pytest
     assert answer.json()["signature"]["status"] == "issued"
 
 
-def _enrolled_card(api: Api) -> tuple[str, ec.EllipticCurvePrivateKey, str]:
-    """A resident with a card issued here: (resident, the card's signature key, its certificate PEM)."""
-    resident = api.new_resident()
-    event = _event(api, resident, "card_issue")
-    keys = {"signature": _key(), "user-authentication": _key()}
-    answer = _card_issuance(api, resident, event["id"], keys)
-    assert answer.status_code == 201, answer.text
-    return resident, keys["signature"], str(answer.json()["signature"]["certificate_pem"])
-
-
-def _signed(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
-    return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
-
-
-def _nonce(api: Api) -> str:
-    response = api.post("/v1/phone-enrollments/nonce", "holder_app")
-    assert response.status_code == 201, response.text
-    return str(response.json()["nonce"])
-
-
-def _phone_enrolment(
+def _phone_enrollment(
     api: Api, card_key: ec.EllipticCurvePrivateKey, card_pem: str, device: str, phone: SoftDevice,
     keys: dict[str, ec.EllipticCurvePrivateKey] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -181,12 +140,12 @@ def _phone_enrolment(
             "user_authentication_attestation_pem": attest["user-authentication"]}  # fmt: skip
 
 
-def test_phone_enrolment_fails_on_its_second_certificate(
+def test_phone_enrollment_fails_on_its_second_certificate(
     api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: SoftDevice
 ) -> None:
     _, card_key, card_pem = _enrolled_card(api)
     device = f"phone-{uuid.uuid4().hex[:8]}"
-    body = _phone_enrolment(api, card_key, card_pem, device, soft_phone)
+    body = _phone_enrollment(api, card_key, card_pem, device, soft_phone)
     with token_fails_on(api, monkeypatch, 2) as calls:
         _token_problem(api.post("/v1/phone-enrollments", "holder_app", body))
     assert len(calls) == 2
@@ -202,7 +161,7 @@ def test_phone_rekey(api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: Soft
     device = f"phone-{uuid.uuid4().hex[:8]}"
     phone_keys = {"signature": _key(), "user-authentication": _key()}
     enrolled = api.post("/v1/phone-enrollments", "holder_app",
-                        _phone_enrolment(api, card_key, card_pem, device, soft_phone, phone_keys))  # fmt: skip
+                        _phone_enrollment(api, card_key, card_pem, device, soft_phone, phone_keys))  # fmt: skip
     assert enrolled.status_code == 201, enrolled.text
     current = enrolled.json()["user_authentication"]
     new_key = _key()
@@ -225,8 +184,8 @@ def test_est_simpleenroll(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     resident = api.new_resident()
     event = _event(api, resident)
     csr_der = x509.load_pem_x509_csr(_csr(_key()).encode()).public_bytes(Encoding.DER)
-    secret = enrolment_secret(api.runtime, event["id"])
-    assert secret == event["enrolment_secret"]
+    secret = enrollment_secret(api.runtime, event["id"])
+    assert secret == event["enrollment_secret"]
     with token_fails_on(api, monkeypatch, 1), pytest.raises(HsmError):
         est.enroll(api.runtime, "user-authentication", event["id"], secret, csr_der)
     _assert_nothing_delivered(_rows(api, lambda r: r.proofing_event_id == event["id"]), 0)
@@ -255,7 +214,7 @@ def test_cmp_kur(api: Api, monkeypatch: pytest.MonkeyPatch, soft_phone: SoftDevi
     _, card_key, card_pem = _enrolled_card(api)
     device = f"phone-{uuid.uuid4().hex[:8]}"
     enrolled = api.post("/v1/phone-enrollments", "holder_app",
-                        _phone_enrolment(api, card_key, card_pem, device, soft_phone))  # fmt: skip
+                        _phone_enrollment(api, card_key, card_pem, device, soft_phone))  # fmt: skip
     assert enrolled.status_code == 201, enrolled.text
     record = api.runtime.repo.certificate(int(enrolled.json()["signature"]["serial"], 16))
     new_key = _key().public_key()

@@ -16,19 +16,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import SecretStr
 
+from devices.capabilities import load_token_profile
+from devices.device import Device
+from devices.station import ServiceRefused, Station, call
 from hsm import KeyAlgorithm, TokenSession
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
 from service.api.app import create_app
-from service.clients.station import ServiceRefused, Station, call
 from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.api.conftest import MIYAZAKI, REGISTRY
-from tests.api.live import LiveServer, listening_socket
-from tests.api.live_fixture import card_device
 from tests.conftest import TRANSPORT_PINS, SoftHsm
 from tests.integration.conftest import token_csr
+from tests.support.live import LiveServer, listening_socket
+from tests.support.live_fixture import card_device
 
 REGIMES = ["current-2022", "proposal-15", "proposal-90", "proposal-246", "proposal-280"]
 ONLINE_RENEWAL = {"operation": "card_renew", "channel": "online_face_match",

@@ -41,7 +41,7 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"),
         # EST (RFC 7030): no actor token. cacerts and csrattrs are public; simpleenroll is authenticated by
-        # HTTP Basic with a proofing event's one-time enrolment secret (tests/api/test_est.py).
+        # HTTP Basic with a proofing event's one-time enrollment secret (tests/api/test_est.py).
         ("GET", "/.well-known/est/cacerts"),
         ("GET", "/.well-known/est/{label}/cacerts"),
         ("GET", "/.well-known/est/csrattrs"),

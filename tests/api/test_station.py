@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import Attribute, ObjectClass
 
+from devices.station import CardRenewal, ServiceRefused, Station, call
 from hsm import KeyAlgorithm, SignatureScheme
 from hsm.errors import KeyGenerationUnsupported
-from service.clients.station import CardRenewal, ServiceRefused, Station, call
 from tests.api.conftest import MIYAZAKI
-from tests.api.live_fixture import Live, card_device, new_resident
 from tests.conftest import TRANSPORT_PINS, SoftHsm
-from tests.integration.helpers import openssl_verify, write_pem
+from tests.support.helpers import openssl_verify, write_pem
+from tests.support.live_fixture import Live, card_device, new_resident
 
 HOLDER_PINS = {"signature": "HANAKO2026", "user-authentication": "4321"}
 MESSAGE = b"an e-application signed with the new card"

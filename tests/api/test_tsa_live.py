@@ -13,8 +13,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ca.tsa import TimeStampFailure
-from tests.api.live_fixture import Live
-from tests.integration.helpers import openssl, run, write_pem
+from tests.support.helpers import openssl, run, write_pem
+from tests.support.live_fixture import Live
 
 pytestmark = pytest.mark.hsm
 

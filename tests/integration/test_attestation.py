@@ -10,12 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 
 from ca.attestation import KEY_DESCRIPTION_OID, KeyDescription, verify_attestation
+from devices.attestation import attest
+from devices.capabilities import load_token_profile
 from hsm import KeyAlgorithm, TokenSession
-from hsm.capabilities import load_token_profile
 from hsm.errors import HsmError
-from service.clients.attestation import attest
 from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
-from tests.integration.helpers import openssl, run
+from tests.support.helpers import openssl, run
 
 CHALLENGE = bytes(range(32))
 

@@ -23,18 +23,18 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 from sqlalchemy import create_engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from hsm.audit import audit_entry
-from service.audit_anchor import AuditKeyUnsound, audit_anchor, audit_key_label
-from service.audit_schedule import Checkpointer
-from service.db.audit_chain import AuditEntry, append, record_hash, verify
-from service.db.audit_models import AuditHead, AuditRecord
+from hsm.key_rules import audit_entry
+from service.audit.anchor import AuditKeyUnsound, audit_anchor, audit_key_label
+from service.audit.schedule import Checkpointer
+from service.db.audit_chain import AuditEntry, append
 from service.provisioning import provision
 from service.runtime import Runtime
 from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
-from tests.integration.helpers import run
+from tests.support.audit import rewrite_chain_from
+from tests.support.helpers import run
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 
@@ -82,27 +82,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     cli = Home(tmp_path_factory.mktemp("anchor") / "home")
     cli.ok("init")
     return cli
-
-
-def rewrite_chain_from(db: Session, seq: int) -> None:
-    """What a database writer who knows the hash rule can do: edit record ``seq`` and recompute every hash
-    from there, head included. The hash chain alone then verifies."""
-    previous = db.get(AuditRecord, seq - 1)
-    assert previous is not None
-    prev = previous.hash
-    for record in db.exec(select(AuditRecord).where(col(AuditRecord.seq) >= seq).order_by(col(AuditRecord.seq))):
-        if record.seq == seq:
-            record.actor = "mallory"
-        record.prev_hash = prev
-        record.hash = prev = record_hash(record)
-        db.add(record)
-        db.flush()
-    head = db.get(AuditHead, 1)
-    assert head is not None
-    head.hash = prev
-    db.add(head)
-    db.commit()
-    assert verify(db).intact
 
 
 def _rewind(cli: Home, keep: int) -> None:

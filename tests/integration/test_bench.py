@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_softhsm
-from tests.integration.helpers import run
-from tests.integration.test_cli import KOSHIN
+from tests.support.cli import KOSHIN
+from tests.support.helpers import run
 
 SCENARIOS = ("token-sign", "issue", "rest", "peer-openssl", "peer-cfssl", "ocsp", "crl", "wave")
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,9 +20,9 @@ from service.db.issuance_store import Binding, Intent, Spend
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine
 from tests.conftest import require_softhsm
-from tests.integration.helpers import openssl, run
+from tests.support.cli import Cli
+from tests.support.helpers import openssl, run
 
-KOSHIN = str(Path(sys.executable).parent / "koshin")
 HOLDER = {
     "name": "佐藤 一郎",
     "address": "愛媛県松山市二番町四丁目7番地2",
@@ -34,28 +31,6 @@ HOLDER = {
     "date_of_birth": "1975-08-01",
     "sex": "male",
 }
-
-
-class Cli:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSHIN_", "SOFTHSM2_CONF"))}
-        self.env["KOSHIN_HOME"] = str(home)
-        self.env["COLUMNS"] = "200"
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run([KOSHIN, *args], env=self.env, timeout=120)
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, f"koshin {' '.join(args)}: {result.stderr}"
-        return result.stdout
-
-    def fails(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode != 0, f"koshin {' '.join(args)} should fail: {result.stdout}"
-        assert "Traceback" not in result.stderr + result.stdout
-        return result.stderr
 
 
 def _csr_file(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, *, ca: bool = False) -> Path:

@@ -17,7 +17,7 @@ from hsm import TokenSession
 from service.errors import CertificateNotFound, RevocationRefused
 from service.publication.crl import CrlIssuer, CrlPublication
 from tests.integration.conftest import HOLDER, Pki
-from tests.integration.helpers import openssl, openssl_verify, run, write_pem
+from tests.support.helpers import openssl, openssl_verify, run, write_pem
 
 
 def test_revoked_certificate_is_on_a_crl_openssl_accepts(

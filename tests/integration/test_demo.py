@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import require_softhsm
-from tests.integration.test_cli import Cli
+from tests.support.cli import Cli
 
 
 def test_demo_runs_the_whole_story(tmp_path: Path) -> None:

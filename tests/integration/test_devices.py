@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pkcs11 import Attribute, ObjectClass
 
+from devices.capabilities import TokenProfileInvalid, load_token_profile
+from devices.device import Device
 from hsm import KeyAlgorithm, PinIncorrect, PinLocked
-from hsm.capabilities import ProfileInvalid, load_token_profile
-from hsm.device import Device
 from hsm.errors import KeyGenerationUnsupported, PinFormatInvalid
 from tests.conftest import TRANSPORT_PINS, SoftHsm
 
@@ -29,7 +29,7 @@ def test_profiles() -> None:
     assert not card.credentials["signature"].accepts("A" * 17) and not card.credentials["signature"].accepts("ABCDE")
     assert card.credentials["user-authentication"].accepts("0420")
     assert not card.credentials["user-authentication"].accepts("04200")
-    with pytest.raises(ProfileInvalid):
+    with pytest.raises(TokenProfileInvalid):
         load_token_profile("toaster")
 
 

@@ -15,7 +15,7 @@ from ca.errors import IssuanceRefused
 from ca.issuance import IssueRequest
 from ca.profiles import AssuranceLevel
 from tests.integration.conftest import HOLDER, Pki
-from tests.integration.helpers import openssl_verify, pkilint_errors, write_pem
+from tests.support.helpers import openssl_verify, pkilint_errors, write_pem
 
 JPKI = "1.2.392.200149.8.5.5."
 

@@ -45,7 +45,7 @@ from hsm import KeyAlgorithm, TokenSession
 from service.db.repository import Repository, utc
 from service.errors import CertificateNotFound
 from tests.integration.conftest import HOLDER, Pki
-from tests.integration.helpers import openssl, run, write_pem
+from tests.support.helpers import openssl, run, write_pem
 
 ISSUING = ("signature", "user-authentication")
 

@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from psycopg import sql
 from sqlalchemy import create_engine, text
 
+from bench.pgserver import PgServer
 from ca.errors import SerialCollision
 from ca.issuance import IssuanceIntent
 from ca.profiles import AssuranceLevel
@@ -24,7 +25,6 @@ from service.db.issuance_store import Binding, Intent, Outcome, Spend
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine, utc
 from service.errors import RevocationRefused
-from tests.pgserver import PgServer
 
 JST = timezone(timedelta(hours=9))
 ISSUER = "test-issuing-ca"

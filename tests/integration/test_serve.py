@@ -15,22 +15,8 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import require_softhsm
-from tests.integration.test_cli import KOSHIN, Cli
-
-REGISTRY = {
-    "municipalities": [{"code": "452017", "name": "宮崎市", "prefecture": "宮崎県", "post_office_delegation": True}],
-    "residents": [
-        {
-            "resident_number": "MZK-0001",
-            "name": "宮崎 一郎",
-            "address": "宮崎県宮崎市橘通西一丁目1番1号",
-            "municipality": "452017",
-            "date_of_birth": "1970-05-05",
-            "sex": "male",
-            "cards": [{"number": "C0000001", "issued_on": "2020-10-01"}],
-        }
-    ],
-}
+from tests.support.cli import KOSHIN, Cli
+from tests.support.registry import REGISTRY
 
 
 def _free_port() -> int:

@@ -40,16 +40,16 @@ from service.db.registry_models import Actor
 from service.errors import ConfigurationError
 from service.flows.authorisation import RevocationAsk
 from service.flows.revocation import revoke
-from service.stunnel import StunnelSpec, render_config
-from service.tls import ensure_credentials, key_label, server_names
-from tests.api.cmp_tools import HolderToken
+from service.tls.credentials import ensure_credentials, key_label, server_names
+from service.tls.stunnel import StunnelSpec, render_config
 from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
 from tests.integration.conftest import token_csr
-from tests.integration.helpers import openssl, pkilint_errors, run
-from tests.integration.test_cli import Cli
-from tests.integration.test_serve import REGISTRY
 from tests.security.scan import scan_tree
+from tests.support.cli import Cli
+from tests.support.cmp_tools import HolderToken
+from tests.support.helpers import openssl, pkilint_errors, run
+from tests.support.registry import REGISTRY
 
 KOSHIN = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "koshin")
 START_TIMEOUT = 60.0
@@ -288,7 +288,7 @@ def test_est_over_tls(tls_server: TlsServer, token: TokenSession, tmp_path: Path
     assert run([openssl(), "base64", "-in", str(der), "-out", str(b64)]).returncode == 0
     issued_b64, issued_der, leaf = tmp_path / "issued.b64", tmp_path / "issued.p7", tmp_path / "leaf.pem"
     enrolled = tls_server.curl("/.well-known/est/simpleenroll", "--data-binary", f"@{b64}", "-H",
-                               "Content-Type: application/pkcs10", "-u", f"{event['id']}:{event['enrolment_secret']}",
+                               "Content-Type: application/pkcs10", "-u", f"{event['id']}:{event['enrollment_secret']}",
                                "-o", str(issued_b64))  # fmt: skip
     assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
     assert run([openssl(), "base64", "-d", "-in", str(issued_b64), "-out", str(issued_der)]).returncode == 0
@@ -298,7 +298,7 @@ def test_est_over_tls(tls_server: TlsServer, token: TokenSession, tmp_path: Path
                     str(tls_server.issuing_pem), str(leaf)])  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
     replay = tls_server.curl("/.well-known/est/simpleenroll", "--data-binary", f"@{b64}", "-u",
-                             f"{event['id']}:{event['enrolment_secret']}")  # fmt: skip
+                             f"{event['id']}:{event['enrollment_secret']}")  # fmt: skip
     assert replay.returncode != 0 and "proofing-event-unusable" in replay.stdout
 
 
@@ -317,7 +317,7 @@ def test_cmp_over_tls(tls_server: TlsServer, tmp_path: Path) -> None:
                        "-H", "Content-Type: application/json", "-d", json.dumps(PROOFING)).stdout)  # fmt: skip
     key, leaf = holder.new_key("tls-cmp-holder"), tmp_path / "ir.pem"
     ir = _cmp(tls_server, holder, "user-authentication", "-engine", "pkcs11", "-keyform", "ENGINE", "-cmd", "ir",
-              "-ref", event["id"], "-secret", f"pass:{event['enrolment_secret']}", "-newkey", key,
+              "-ref", event["id"], "-secret", f"pass:{event['enrollment_secret']}", "-newkey", key,
               "-subject", "/CN=holder", "-certout", str(leaf))  # fmt: skip
     assert ir.returncode == 0, ir.stdout + ir.stderr
     verified = run([openssl(), "verify", "-CAfile", str(tls_server.root_pem), "-untrusted",

@@ -19,13 +19,13 @@ from ca.hierarchy import add_tsa, key_label, run_ceremony, signing_key
 from ca.profiles import load_profiles
 from ca.tsa import TimeStampAuthority, TimeStampFailure, TsaConfigurationError
 from hsm import KeyAlgorithm, TokenSession
-from hsm.audit import audit_entry
+from hsm.key_rules import audit_entry
 from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
 from tests.integration.conftest import URLS, Pki
-from tests.integration.helpers import openssl, openssl_verify, pkilint_errors, run, write_pem
+from tests.support.helpers import openssl, openssl_verify, pkilint_errors, run, write_pem
 
 pytestmark = pytest.mark.hsm
 POLICY = "1.3.6.1.5.5.7.13.4"

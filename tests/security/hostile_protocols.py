@@ -216,7 +216,7 @@ def test_wrong_bearer_tokens_lock_the_source_out(world: World) -> None:
     assert len(failures) == limit and {json.loads(r.details)["kind"] for r in failures} == {"bearer"}
 
 
-def test_five_wrong_enrolment_secrets_burn_the_event(world: World) -> None:
+def test_five_wrong_enrollment_secrets_burn_the_event(world: World) -> None:
     stranger, event = _stranger(world, 30), world.event("hanako")
     for attempt in range(5):
         basic = base64.b64encode(f"{event['id']}:{'z' * 25}{attempt}".encode()).decode()

@@ -28,7 +28,7 @@ from ca.hierarchy import run_ceremony
 from ca.lint import PkixLinter
 from ca.profiles import load_profiles
 from hsm import KeyAlgorithm, TokenSession, admin
-from service.audit_anchor import ensure_audit_key
+from service.audit.anchor import ensure_audit_key
 
 ENV_MODULE = "KOSHIN_SECURITY_PKCS11_MODULE"
 ENV_LABEL = "KOSHIN_SECURITY_TOKEN_LABEL"

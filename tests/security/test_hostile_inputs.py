@@ -15,7 +15,7 @@ from tests.api.conftest import Api
 from tests.security.hostile_protocols import (  # noqa: F401 - collected here too
     test_a_chunked_body_over_the_limit_is_413,
     test_failures_from_an_unknown_source_are_audited_and_lock_nobody,
-    test_five_wrong_enrolment_secrets_burn_the_event,
+    test_five_wrong_enrollment_secrets_burn_the_event,
     test_hostile_json_bodies_are_refused,
     test_hostile_paths,
     test_ocsp_answers_only_for_its_ca_and_rfc_8954_nonces,

@@ -16,10 +16,10 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import KeyNotWrappable, KeyUnextractable, PKCS11Error
 
 from ca.keyseam import signature_hash, token_private_key
+from devices.capabilities import load_token_profile
+from devices.device import Device
+from devices.injection import inject, kek_label, provision_transport_key, store_certificate
 from hsm import KeyAlgorithm, KeyNotFound, SignatureScheme, TokenSession
-from hsm.capabilities import load_token_profile
-from hsm.device import Device
-from hsm.injection import inject, kek_label, provision_transport_key, store_certificate
 from tests.conftest import TRANSPORT_PINS, SoftHsm
 
 INJECTED_MARK = {"SENSITIVE": True, "EXTRACTABLE": False, "LOCAL": False, "ALWAYS_SENSITIVE": False,

@@ -40,7 +40,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from ca.hierarchy import key_label
 from ca.profiles import load_profiles
 from hsm import KeyAlgorithm, TokenSession
-from hsm.audit import audit_keys
+from hsm.key_rules import audit_keys
 from tests.security.target import AUDIT_KEY, DIRECT_KEY, PREFIX, Target, each_private_key, skip_or_fail
 
 REQUIRED: dict[Attribute, bool] = {
@@ -79,7 +79,7 @@ def test_target_has_private_keys(target: Target, target_session: TokenSession) -
 
 
 def test_audit_checkpoint_key_passes_the_key_audit(target: Target, target_session: TokenSession) -> None:
-    """The key that signs audit checkpoints (service/audit_anchor.py) is made like every other: hsm.audit finds
+    """The key that signs audit checkpoints (service/audit/anchor.py) is made like every other: hsm.key_rules finds
     nothing on either half."""
     if target.external:
         pytest.skip("the audit key's label on an external token depends on its installation's prefix")

@@ -22,7 +22,7 @@ from ca.ocsp import CertStatusKind, StatusAnswer, ocsp_request_der
 from ca.ocsp_cache import CachedOcspResponder
 from ca.signing import SigningKey, throwaway_key
 from hsm import KeyAlgorithm
-from tests.unit.test_ocsp_unit import Setup, _setup
+from tests.support.ocsp import Setup, _setup
 
 NOW = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 

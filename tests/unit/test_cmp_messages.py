@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyasn1.codec.der import decoder
 from pyasn1_alt_modules import rfc9480
 
-from service.cmp import messages
-from service.cmp.crmf import certificate_request
-from service.cmp.errors import FAIL_INFO, CmpRejected
-from service.cmp.protection import MacProtector, PbmParameters, verify_pbm
-from service.cmp.responder import _due
+from service.protocols.cmp import messages
+from service.protocols.cmp.crmf import certificate_request
+from service.protocols.cmp.errors import FAIL_INFO, CmpRejected
+from service.protocols.cmp.protection import MacProtector, PbmParameters, verify_pbm
+from service.protocols.cmp.responder import _due
 
 SECRET = "correct-horse-battery"
 

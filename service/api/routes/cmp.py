@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from service.api.deps import RuntimeDep
-from service.cmp.server import handle
+from service.protocols.cmp.server import handle
 
 router = APIRouter(tags=["CMP"])
 MEDIA_TYPE = "application/pkixcmp"

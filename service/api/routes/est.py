@@ -1,8 +1,8 @@
-"""EST (RFC 7030, with the RFC 8951 clarifications): thin routes over service/flows/est.py.
+"""EST (RFC 7030, with the RFC 8951 clarifications): thin routes over service/protocols/est.py.
 
 Bodies travel base64-encoded DER (``Content-Transfer-Encoding: base64``). ``/.well-known/est/{label}/...``
 takes a holder profile as CA label; the unlabelled paths mean ``user-authentication``. These routes carry no
-actor token: ``simpleenroll`` is authenticated with HTTP Basic (proofing event id : one-time enrolment
+actor token: ``simpleenroll`` is authenticated with HTTP Basic (proofing event id : one-time enrollment
 secret), ``cacerts`` and ``csrattrs`` are public as the RFC allows. Errors are the usual problem documents;
 a missing or wrong secret is 401 with ``WWW-Authenticate: Basic``.
 """
@@ -17,15 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from ca.errors import CsrInvalid
 from service.api.deps import RuntimeDep
-from service.errors import EnrolmentSecretInvalid, TlsRequired
-from service.flows import est
-from service.flows.enrolment import burn_exposed
+from service.errors import EnrollmentSecretInvalid, TlsRequired
+from service.flows.enrollment import burn_exposed
+from service.protocols import est
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])
 
 PKCS7_CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 CSRATTRS = "application/csrattrs"
-_BASIC_HELP = "EST needs HTTP Basic auth: user = proofing event id, password = its one-time enrolment secret"
+_BASIC_HELP = "EST needs HTTP Basic auth: user = proofing event id, password = its one-time enrollment secret"
 
 
 def _base64_response(der: bytes, media_type: str) -> Response:
@@ -36,13 +36,13 @@ def _base64_response(der: bytes, media_type: str) -> Response:
 def _basic_credentials(request: Request) -> tuple[str, str]:
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic" or not encoded.strip():
-        raise EnrolmentSecretInvalid(_BASIC_HELP)
+        raise EnrollmentSecretInvalid(_BASIC_HELP)
     try:
         user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise EnrolmentSecretInvalid(_BASIC_HELP) from exc
+        raise EnrollmentSecretInvalid(_BASIC_HELP) from exc
     if not sep or not user or not password:
-        raise EnrolmentSecretInvalid(_BASIC_HELP)
+        raise EnrollmentSecretInvalid(_BASIC_HELP)
     return user, password
 
 
@@ -69,7 +69,7 @@ async def _simpleenroll(request: Request, rt: RuntimeDep, label: str | None) -> 
     if not (rt.settings.behind_tls or request.url.scheme == "https"):  # RFC 7030 3.2.3: Basic auth only over TLS
         try:
             exposed = _basic_credentials(request)
-        except EnrolmentSecretInvalid:
+        except EnrollmentSecretInvalid:
             exposed = None
         burned = exposed is not None and await run_in_threadpool(burn_exposed, rt, *exposed)
         raise TlsRequired(

@@ -12,12 +12,12 @@ from service.api.deps import ALL_ROLES, STAFF, RuntimeDep, require
 from service.api.schemas import CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
 from service.db.registry_models import Actor
 from service.flows.authorisation import RevocationAsk
-from service.flows.enrolment import enrolment_secret
+from service.flows.enrollment import enrollment_secret
 from service.flows.issuance import IssueInput, issue_certificate
 from service.flows.proofing import ProofingInput, record_proofing
 from service.flows.revocation import revoke
+from service.flows.serials import parse_serial
 from service.policy.model import Role
-from service.registry_rules import parse_serial
 
 router = APIRouter(prefix="/v1")
 Proofers = Annotated[Actor, Depends(require(ALL_ROLES - {Role.AUDITOR, Role.CA_OPERATOR}))]
@@ -31,12 +31,12 @@ def create_proofing_event(body: ProofingIn, rt: RuntimeDep, actor: Proofers) -> 
     """Record an identity verification. The policy decides whether this actor may do it and what level it
     grants; a refusal is a 403 problem naming the rule. Events are single-use and expire.
 
-    The response (and only this one) carries ``enrolment_secret``: the one-time secret a protocol client
+    The response (and only this one) carries ``enrollment_secret``: the one-time secret a protocol client
     presents with the event id (EST Basic auth, CMP ``ir`` MAC). It is derived on the token, never stored."""
     item = ProofingInput(body.resident_number, body.operation, body.channel, frozenset(body.evidence), body.venue)
     event, decision = record_proofing(rt, actor, item)
     out = proofing_out(event, body.resident_number, decision_out(decision))
-    return out.model_copy(update={"enrolment_secret": enrolment_secret(rt, event.id)})
+    return out.model_copy(update={"enrollment_secret": enrollment_secret(rt, event.id)})
 
 
 @router.get("/proofing-events/{event_id}", response_model=ProofingOut, tags=["issuance"])

@@ -1,4 +1,4 @@
-"""Smartphone enrolment: a nonce, then an application signed with the card's signature key."""
+"""Smartphone enrollment: a nonce, then an application signed with the card's signature key."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from service.api.schemas import (
 from service.db.registry_models import Actor
 from service.errors import ProofingEventUnusable
 from service.flows.phone import PhoneEnrollInput, enroll_phone, new_nonce
-from service.flows.phone_renewal import PhoneRenewInput, renew_phone_certificate
+from service.flows.phone_rekey import PhoneRenewInput, renew_phone_certificate
 from service.flows.pins import authorise_pin_reset
 from service.policy.model import Role
 

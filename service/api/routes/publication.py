@@ -16,7 +16,7 @@ from ca.tsa import MAX_REQUEST_OCTETS, RequestMalformed, RequestUnsupported, fai
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
 from service.api.schemas import AuditOut, ChainOut
-from service.audit_verification import verify_installation
+from service.audit.verification import verify_installation
 from service.db.registry_models import Actor
 from service.errors import CrlUnavailable, NotFound
 from service.policy.model import Role

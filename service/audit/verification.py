@@ -1,0 +1,150 @@
+"""Verify the audit chain against its signed checkpoints: those stored in the database and a copy kept in a file
+(by default ``KOSHIN_HOME/audit/checkpoints.jsonl``; an auditor passes an off-host copy).
+
+The chain's own links are checked first (service.audit.verify). Then every stored checkpoint must be numbered
+without gaps, link to its predecessor, name and verify with the audit key, and still match the chain: record
+``seq`` present with the signed hash. A rewound tail (records deleted, head rewound) leaves the chain shorter
+than a checkpoint; a chain rewritten with recomputed hashes no longer has a checkpoint's hash. Every line of the
+file copy must verify the same way and be present, unchanged, in the database, so deleted checkpoint rows show.
+Records appended after the newest checkpoint are protected by the hash chain only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from service.audit.anchor import audit_anchor
+from service.audit.checkpoint import Checkpoint, CheckpointMalformed, first_prev, key_sha256, signature_valid
+from service.db import audit_chain as audit
+from service.db.audit_store import AuditStore
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CopiedCheckpoint:
+    """A checkpoint read from a file copy, with where it was read."""
+
+    where: str  # "<file> line <n>"
+    checkpoint: Checkpoint
+
+
+def read_copy(path: Path) -> list[CopiedCheckpoint]:
+    """Every checkpoint line of ``path``; a line that is not one raises CheckpointMalformed naming it."""
+    copies = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            copies.append(CopiedCheckpoint(f"{path} line {number}", Checkpoint.from_line(line)))
+        except CheckpointMalformed as exc:
+            raise CheckpointMalformed(f"{path} line {number}: {exc}") from exc
+    return copies
+
+
+@dataclass(frozen=True)
+class _Problem:
+    message: str
+    record: int | None = None
+
+
+def _against_chain(c: Checkpoint, records: int, hashes: dict[int, str], name: str) -> _Problem | None:
+    at = c.at.isoformat()
+    if c.records != c.seq:
+        return _Problem(f"{name} says {c.records} records end at record {c.seq}")
+    if c.seq > records:
+        return _Problem(
+            f"the chain ends at record {records} but {name} ({at}) signed {c.seq} records: "
+            f"records {records + 1}-{c.seq} were deleted and the head rewound",
+            records + 1,
+        )
+    if hashes.get(c.seq) != c.head_hash:
+        return _Problem(
+            f"record {c.seq} is not the one {name} ({at}) signed: the chain was rewritten at or before record {c.seq}",
+            c.seq,
+        )
+    return None
+
+
+def _signed(c: Checkpoint, spki_der: bytes, name: str) -> _Problem | None:
+    if c.key_sha256 != key_sha256(spki_der):
+        return _Problem(f"{name} names another signing key (SHA-256 {c.key_sha256[:16]}...), not the audit key")
+    if not signature_valid(spki_der, c):
+        return _Problem(f"{name}: the signature does not verify with the audit key (forged or altered)")
+    return None
+
+
+def _stored(series: Sequence[Checkpoint], spki_der: bytes, records: int, hashes: dict[int, str]) -> _Problem | None:
+    previous: Checkpoint | None = None
+    for expected, c in enumerate(series, 1):
+        name = f"checkpoint {c.number}"
+        if c.number != expected:
+            return _Problem(f"checkpoint {expected} is missing from the database (the next is {c.number})")
+        found = _signed(c, spki_der, name)
+        if found:
+            return found
+        if c.prev != (previous.digest() if previous else first_prev()):
+            return _Problem(f"{name} does not link to checkpoint {expected - 1}")
+        if previous is not None and c.seq < previous.seq:
+            return _Problem(f"{name} signed fewer records than checkpoint {previous.number}")
+        found = _against_chain(c, records, hashes, name)
+        if found:
+            return found
+        previous = c
+    return None
+
+
+def _copied(
+    copies: Iterable[CopiedCheckpoint], stored: dict[int, Checkpoint], spki_der: bytes, records: int,
+    hashes: dict[int, str],
+) -> _Problem | None:  # fmt: skip
+    for copy in copies:
+        c, name = copy.checkpoint, f"checkpoint {copy.checkpoint.number} ({copy.where})"
+        found = _signed(c, spki_der, name) or _against_chain(c, records, hashes, name)
+        if found:
+            return found
+        if c.number not in stored:
+            return _Problem(f"{name} is missing from the database: checkpoint rows were deleted")
+        if stored[c.number] != c:
+            return _Problem(f"{name} differs from the database's checkpoint {c.number}: it was replaced")
+    return None
+
+
+def verify_anchored(
+    store: AuditStore, series: Sequence[Checkpoint], copies: Sequence[CopiedCheckpoint], spki_der: bytes | None
+) -> audit.ChainReport:
+    """The chain, the stored ``series`` and the file ``copies`` checked together; ``spki_der`` is the pinned
+    audit public key (None: there is none, which is only fine while there are no checkpoints)."""
+    wanted = {c.seq for c in series} | {c.checkpoint.seq for c in copies}
+    hashes: dict[int, str] = {}
+    chain = store.verify_chain(wanted, hashes)
+    if not chain.intact or not (series or copies):
+        return chain
+    if spki_der is None:
+        count = len(series) or len(copies)
+        return replace(chain, problem=f"the audit key is missing: {count} checkpoints cannot be verified")
+    found = _stored(series, spki_der, chain.records, hashes) or _copied(
+        copies, {c.number: c for c in series}, spki_der, chain.records, hashes
+    )
+    if found:
+        return replace(chain, first_broken=found.record, problem=found.message)
+    return replace(chain, checkpoints=len(series), anchored=max((c.seq for c in series), default=0))
+
+
+def verify_installation(rt: Runtime, copy: Path | None = None, pinned_der: bytes | None = None) -> audit.ChainReport:
+    """What ``koshin audit verify`` and GET /v1/audit/verify report: the chain, the stored checkpoints and a file
+    copy (``copy``, else the installation's own file when it exists), with the pinned key (``pinned_der``, else
+    the token's audit public key)."""
+    anchor = audit_anchor(rt)
+    path = copy or anchor.file
+    spki_der = pinned_der or (anchor.public_key_der() if rt.session.has_key(anchor.label) else None)
+    try:
+        copies = read_copy(path) if copy is not None or path.exists() else []
+    except CheckpointMalformed as exc:  # a damaged copy is a finding, not a crash
+        report = verify_anchored(anchor.store, anchor.stored(), [], spki_der)
+        return replace(report, problem=str(exc), checkpoints=0, anchored=0) if report.intact else report
+    return verify_anchored(anchor.store, anchor.stored(), copies, spki_der)

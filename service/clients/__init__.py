@@ -1,1 +1,0 @@
-"""Clients of the REST service that hold keys on their own tokens: the counter station, the phone, the kiosk."""
