@@ -26,6 +26,7 @@ from service.runtime import Runtime
 # The peer address of the request being handled, set by service/api/source.py (None: unknown).
 request_source: contextvars.ContextVar[str | None] = contextvars.ContextVar("koshin_request_source", default=None)
 
+EVENT_MEMORY = timedelta(days=1)
 _guard = threading.Lock()  # over Runtime.auth_locks: source -> locked until, this worker's knowledge
 
 
@@ -74,7 +75,8 @@ def failed(rt: Runtime, kind: str, event_id: str | None = None) -> None:
     subjects.append(f"source:{source}" if source is not None else "source:unknown")  # audited, never locked
     now = _now()
     counts = rt.repo.record_auth_failure(kind, subjects, source or "unknown", now, now - _window(rt))
-    if event_id and counts.get(f"event:{event_id}", 0) >= rt.settings.auth_event_limit:
+    # an event's failures count over its whole life (at most a day: KOSHIN_PROOFING_TTL_MINUTES), not a window
+    if event_id and rt.repo.auth_failures(f"event:{event_id}", now - EVENT_MEMORY) >= rt.settings.auth_event_limit:
         rt.repo.burn_event(event_id, f"{rt.settings.auth_event_limit} wrong one-time secrets", now)
     if source is not None and counts[f"source:{source}"] >= rt.settings.auth_source_limit:
         until = now + _window(rt)
