@@ -6,13 +6,11 @@ own CA; the REST API, OCSP and EST are driven over it with curl and openssl only
 - ``openssl verify -purpose sslserver -CAfile root.pem -untrusted issuing.pem tls-server.pem`` and pkilint;
 - OCSP: ``openssl ocsp -issuer issuing.pem -cert tls-server.pem -reqout req.der``, POSTed with curl, the answer
   checked with ``openssl ocsp -reqin req.der -respin resp.der -CAfile root.pem ...``;
-- EST: ``curl --cacert root.pem -u EVENT:SECRET --data-binary @csr.b64 .../.well-known/est/simpleenroll``.
-
+- EST: ``curl --cacert root.pem -u EVENT:SECRET --data-binary @csr.b64 .../.well-known/est/simpleenroll``;
 - CMP: ``openssl cmp -server 127.0.0.1:$PORT -path .well-known/cmp/p/$CA -tls_used -tls_trusted root.pem
   -cmd genm|ir ...`` (ir with the one-time secret and a holder key on a SoftHSM token via the pkcs11 engine).
 
-The credential logic (reuse across restarts, reissue on a name change or a revocation) is tested in-process on
-the session token; the server runs on its own embedded token, as `make run` would.
+Credential reuse, reissue and re-key are tested in-process on the session token; the server runs on its own.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -36,7 +33,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hsm import KeyAlgorithm, TokenSession
-from service.db.registry_models import Actor
 from service.errors import ConfigurationError
 from service.flows.authorisation import RevocationAsk
 from service.flows.revocation import revoke
@@ -46,6 +42,7 @@ from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
 from tests.integration.conftest import token_csr
 from tests.security.scan import scan_tree
+from tests.support.actors import OPERATOR
 from tests.support.cli import Cli
 from tests.support.cmp_tools import HolderToken
 from tests.support.helpers import openssl, pkilint_errors, run
@@ -356,9 +353,6 @@ def test_a_restart_reuses_the_certificate_and_a_new_name_reissues(tls_server: Tl
     assert second.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == first.public_key(
     ).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # same token key  # fmt: skip
     assert "api.koshin.test" in str(second.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-
-
-OPERATOR = Actor(name="operator", role="ca_operator", token_sha256="", created_at=datetime.now(UTC))
 
 
 # -- credentials in-process (no stunnel) ----------------------------------------------------------------------
