@@ -34,17 +34,13 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from ca.errors import CaError
+from ca.errors import AttestationRefused
 
 KEY_DESCRIPTION_OID = x509.ObjectIdentifier("2.25.131277393217815063958036470154853702371")
 VERSION = 1
 ORIGIN_GENERATED, ORIGIN_IMPORTED = 0, 2
 PURPOSE_SIGN = 2
 SECURITY_STRONGBOX = 2
-
-
-class AttestationRefused(CaError):
-    """The attestation does not show a key generated on a trusted device for this request; says why."""
 
 
 class _Purposes(core.SetOf):  # type: ignore[misc]  # asn1crypto is untyped

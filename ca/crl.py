@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 
-from ca.errors import CaError
+from ca.errors import UnknownReason
 from ca.signing import SigningKey
 
 # RFC 5280 CRLReason names (as operators type them) -> cryptography's flags.
@@ -23,10 +23,6 @@ REASONS: dict[str, x509.ReasonFlags] = {
     "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
     "aACompromise": x509.ReasonFlags.aa_compromise,
 }
-
-
-class UnknownReason(CaError):
-    """The revocation reason is not an RFC 5280 CRLReason name."""
 
 
 def reason_flag(name: str) -> x509.ReasonFlags:

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ca import extensions as ext
-from ca.errors import CaError
+from ca.errors import TsaKeyUnsound
 from ca.keyseam import token_private_key
 from ca.lint import PkixLinter
 from ca.profiles import CaSpec, Hierarchy, TsaSpec
@@ -35,10 +35,6 @@ class CaMaterial:
     key_label: str
     key_uri: str
     certificate: x509.Certificate
-
-
-class TsaKeyUnsound(CaError):
-    """A TSA key left on the token by an interrupted run breaks koshin's key rule; it is not certified."""
 
 
 def key_label(prefix: str, name: str, role: CaRole) -> str:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ca.errors import CaError
+from ca.errors import KeyNotExportable
 from hsm import KeyAlgorithm, SignatureScheme
 
 
@@ -25,10 +25,6 @@ class TokenSigner(Protocol):
     def public_key_der(self, label: str) -> bytes: ...
 
     def algorithm_of(self, label: str) -> KeyAlgorithm: ...
-
-
-class KeyNotExportable(CaError):
-    """The private value of a token key cannot be read, serialised or used for decryption."""
 
 
 def _refuse(what: str) -> NoReturn:

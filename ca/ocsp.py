@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ca.errors import CaError
+from ca.errors import OcspConfigurationError
 from ca.keyseam import signature_hash
 from ca.signing import SigningKey
 
@@ -37,10 +37,6 @@ CERT_ID_HASHES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 # RFC 8954: Nonce ::= OCTET STRING(SIZE(1..32)); a request with a nonce outside that is malformedRequest.
 MAX_NONCE_OCTETS = 32
 CLIENT_NONCE_OCTETS = 32  # RFC 8954 section 2.1: requesters use at least 32 octets
-
-
-class OcspConfigurationError(CaError):
-    """An ``OcspIssuer`` does not hold together (responder not issued by the CA, wrong EKU, key mismatch)."""
 
 
 class CertStatusKind(StrEnum):

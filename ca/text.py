@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import unicodedata
 
+from ca.errors import TextRefused
+
 REPERTOIRE = "JIS X 0213:2004 or Windows-31J"
 _DN_SPECIAL = frozenset(',+"\\<>;=#')
 _BIDI = frozenset({0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
-
-
-class TextRefused(ValueError):
-    """The text holds a character outside the registry repertoire; says which, where and why."""
 
 
 def _why(character: str) -> str | None:

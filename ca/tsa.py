@@ -23,7 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ca.errors import CaError
+from ca.errors import (
+    CaError,
+    ExtensionRejected,
+    HashAlgorithmRejected,
+    NonceRejected,
+    PolicyRejected,
+    RequestMalformed,
+    RequestUnsupported,
+    TimeStampRefused,
+    TsaConfigurationError,
+)
 from ca.keyseam import signature_hash
 from ca.signing import SigningKey
 from hsm import HsmError
@@ -35,48 +45,6 @@ ACCEPTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
 MAX_NONCE_BITS = 160  # RFC 3161 asks for a large random number; clients send 64 bits (openssl ts)
 MAX_REQUEST_OCTETS = 4096  # a TimeStampReq with a SHA-512 imprint and a large nonce is under 200 octets
 SERIAL_BITS = 128
-
-
-class TsaError(CaError):
-    """Root of the time-stamp authority's errors."""
-
-
-class TsaConfigurationError(TsaError):
-    """The TSA certificate does not fit RFC 3161 section 2.3 or is not the token key's certificate."""
-
-
-class TimeStampRefused(TsaError):
-    """A request the TSA does not stamp. ``fail_info`` is the RFC 3161 PKIFailureInfo bit sent back."""
-
-    fail_info = "bad_request"
-
-
-class RequestMalformed(TimeStampRefused):
-    fail_info = "bad_data_format"
-
-
-class RequestUnsupported(TimeStampRefused):
-    """Wrong version, or a request the HTTP layer received with the wrong media type."""
-
-    fail_info = "bad_request"
-
-
-class NonceRejected(TimeStampRefused):
-    """A nonce that is not a positive integer of at most MAX_NONCE_BITS bits."""
-
-    fail_info = "bad_request"
-
-
-class HashAlgorithmRejected(TimeStampRefused):
-    fail_info = "bad_alg"
-
-
-class PolicyRejected(TimeStampRefused):
-    fail_info = "unaccepted_policy"
-
-
-class ExtensionRejected(TimeStampRefused):
-    fail_info = "unaccepted_extensions"
 
 
 class TimeStampFailure(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped

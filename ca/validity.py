@@ -15,14 +15,10 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from ca.errors import CaError
+from ca.errors import ValidityError
 
 JST: timezone = timezone(timedelta(hours=9), "JST")
 RENEWAL_WINDOW_MONTHS = 3
-
-
-class ValidityError(CaError, ValueError):
-    """The requested certificate cannot be given a valid (non-empty) validity period."""
 
 
 def _require_aware(name: str, moment: datetime) -> None:

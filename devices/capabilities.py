@@ -12,11 +12,7 @@ from typing import Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hsm.errors import HsmError
-
-
-class TokenProfileInvalid(HsmError):
-    """A token capability profile does not validate."""
+from devices.errors import TokenProfileInvalid
 
 
 class CredentialSpec(BaseModel):

@@ -19,20 +19,12 @@ from cryptography.x509.oid import NameOID
 
 from ca.keyseam import signature_hash, token_private_key
 from devices.device import Device
+from devices.errors import ServiceRefused
 from devices.injection import inject, provision_transport_key, store_certificate
 from hsm import KeyAlgorithm, TokenSession
 
 CREDENTIALS = ("signature", "user-authentication")
 COUNTER_EVIDENCE = ("photo_id_document", "resident_register_match")
-
-
-class ServiceRefused(Exception):
-    """The service answered with a problem document."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        self.status, self.problem = status, problem
-        rule = f" (rule {problem['rule_id']})" if "rule_id" in problem else ""
-        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}{rule}")
 
 
 def call(http: httpx.Client, method: str, path: str, body: Any = None) -> Any:

@@ -92,3 +92,7 @@ def translated(context: str) -> Iterator[None]:
         raise
     except p11e.PKCS11Error as exc:
         raise translate(exc, context) from exc
+
+
+class InvalidKeyUri(HsmError):
+    """The text is not a PKCS#11 URI naming a key."""

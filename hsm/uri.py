@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
-from hsm.errors import HsmError
+from hsm.errors import InvalidKeyUri
 
 _SAFE = "-._~:[]@!$'()*+,="  # RFC 7512 pchar minus the attribute separators ';' and '&'
-
-
-class InvalidKeyUri(HsmError):
-    """The text is not a PKCS#11 URI naming a key."""
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,31 @@ class ReplayRefused(ServiceError):
 
 class CrlUnavailable(ServiceError):
     """No CRL of that CA is stored yet (publication runs at start-up and after revocations)."""
+
+
+class CheckpointMalformed(ServiceError):
+    """A published checkpoint line cannot be read."""
+
+
+class AuditKeyMissing(ServiceError):
+    """The token holds no audit key yet (an installation from before checkpoints, not yet re-initialised)."""
+
+
+class AuditKeyUnsound(ServiceError):
+    """A key under the audit key's label breaks koshin's key rule; it is not used."""
+
+
+class ChainRewound(ServiceError):
+    """The chain is shorter than the newest checkpoint says: no checkpoint is signed over it."""
+
+
+class NothingToCheckpoint(ServiceError):
+    """The audit chain is empty."""
+
+
+class CheckpointNumberTaken(ServiceError):
+    """Another writer stored a checkpoint with that number first."""
+
+
+class CrlNumberTaken(ServiceError):
+    """A CRL with that number is already stored for that issuer (publication ran without its lock)."""

@@ -16,8 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ca import errors as ca_errors
-from ca.crl import UnknownReason
-from ca.validity import ValidityError
+from ca.errors import UnknownReason, ValidityError
 from hsm import errors as hsm_errors
 from service import errors as svc
 from service.policy.errors import PolicyError

@@ -23,29 +23,19 @@ from hsm import KeyAlgorithm, TokenSession
 from hsm.key_rules import audit_entry
 from hsm.signing import default_scheme
 from service.audit.checkpoint import Checkpoint, first_prev, key_sha256
-from service.db.audit_store import AuditStore, CheckpointNumberTaken
-from service.errors import ServiceError
+from service.db.audit_store import AuditStore
+from service.errors import (
+    AuditKeyMissing,
+    AuditKeyUnsound,
+    ChainRewound,
+    CheckpointNumberTaken,
+    NothingToCheckpoint,
+)
 
 if TYPE_CHECKING:
     from service.runtime import Runtime
 
 _ATTEMPTS = 3  # two writers numbering the same checkpoint: the loser renumbers
-
-
-class AuditKeyMissing(ServiceError):
-    """The token holds no audit key yet (an installation from before checkpoints, not yet re-initialised)."""
-
-
-class AuditKeyUnsound(ServiceError):
-    """A key under the audit key's label breaks koshin's key rule; it is not used."""
-
-
-class ChainRewound(ServiceError):
-    """The chain is shorter than the newest checkpoint says: no checkpoint is signed over it."""
-
-
-class NothingToCheckpoint(ServiceError):
-    """The audit chain is empty."""
 
 
 def audit_key_label(rt: Runtime) -> str:

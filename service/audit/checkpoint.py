@@ -25,14 +25,10 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from service.db.audit_chain import GENESIS
 from service.db.audit_models import AuditCheckpoint
-from service.errors import ServiceError
+from service.errors import CheckpointMalformed
 
 CONTEXT = b"koshin audit checkpoint v1\n"
 VERSION = 1
-
-
-class CheckpointMalformed(ServiceError):
-    """A published checkpoint line cannot be read."""
 
 
 def key_sha256(spki_der: bytes) -> str:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.audit.anchor import audit_anchor
-from service.audit.checkpoint import Checkpoint, CheckpointMalformed, first_prev, key_sha256, signature_valid
+from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, signature_valid
 from service.db import audit_chain as audit
 from service.db.audit_store import AuditStore
+from service.errors import CheckpointMalformed
 
 if TYPE_CHECKING:
     from service.runtime import Runtime

@@ -27,9 +27,10 @@ from cryptography.x509 import ocsp
 from rich.table import Table
 
 from ca.ocsp import ocsp_request_der
+from devices.errors import ServiceRefused
 from devices.kiosk import Kiosk
 from devices.phone import Phone
-from devices.station import ServiceRefused, Station, call
+from devices.station import Station, call
 from service.cli.context import console
 from service.cli.device_commands import attestation_of, embedded_home, make, stored_device
 from service.policy.engine import decide

@@ -8,7 +8,7 @@ import typer
 from cryptography import x509
 
 from ca.errors import CaError
-from devices.station import ServiceRefused
+from devices.errors import DeviceError
 from hsm import HsmError
 from service.cli import (
     bench_commands,
@@ -70,7 +70,7 @@ def init() -> None:
 def main() -> None:
     try:
         app()
-    except (HsmError, CaError, ServiceError, PolicyError, ServiceRefused, ValueError, OSError) as exc:
+    except (HsmError, CaError, ServiceError, PolicyError, DeviceError, ValueError, OSError) as exc:
         errors.print(f"koshin: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 

@@ -14,11 +14,7 @@ from sqlmodel import col, select
 from service.db import audit_chain as audit
 from service.db.audit_models import AuditCheckpoint, AuditHead
 from service.db.repository import Repository
-from service.errors import ServiceError
-
-
-class CheckpointNumberTaken(ServiceError):
-    """Another writer stored a checkpoint with that number first."""
+from service.errors import CheckpointNumberTaken
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,10 @@ from sqlmodel import col, select
 
 from service.db.models import CertificateRecord, CrlRecord
 from service.db.repository import Repository, utc
-from service.errors import ServiceError
+from service.errors import CrlNumberTaken
 
 _LOCAL_LOCKS: dict[str, threading.Lock] = {}  # in-memory SQLite: one process, so a process lock is enough
 _LOCAL_GUARD = threading.Lock()
-
-
-class CrlNumberTaken(ServiceError):
-    """A CRL with that number is already stored for that issuer (publication ran without its lock)."""
 
 
 @dataclass(frozen=True)

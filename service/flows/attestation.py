@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from ca.attestation import AttestationRefused, verify_attestation
+from ca.attestation import verify_attestation
+from ca.errors import AttestationRefused
 from service.policy.model import Evidence
 from service.runtime import Runtime
 

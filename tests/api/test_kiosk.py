@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devices.errors import ServiceRefused
 from devices.kiosk import Kiosk
-from devices.station import ServiceRefused, Station, call
+from devices.station import Station, call
 from hsm import PinLocked
 from hsm.errors import PinIncorrect
 from tests.conftest import TRANSPORT_PINS, SoftHsm

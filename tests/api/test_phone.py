@@ -12,8 +12,9 @@ from pkcs11 import Attribute, ObjectClass
 
 from devices.capabilities import load_token_profile
 from devices.device import Device
+from devices.errors import ServiceRefused
 from devices.phone import Phone, PhoneEnrollment
-from devices.station import CardRenewal, ServiceRefused, Station, call
+from devices.station import CardRenewal, Station, call
 from hsm.errors import PinIncorrect
 from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
 from tests.support.live_fixture import Live, card_device, new_resident

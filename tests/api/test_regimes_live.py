@@ -18,7 +18,8 @@ from pydantic import SecretStr
 
 from devices.capabilities import load_token_profile
 from devices.device import Device
-from devices.station import ServiceRefused, Station, call
+from devices.errors import ServiceRefused
+from devices.station import Station, call
 from hsm import KeyAlgorithm, TokenSession
 from service.api.app import create_app
 from service.provisioning import provision

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import Attribute, ObjectClass
 
-from devices.station import CardRenewal, ServiceRefused, Station, call
+from devices.errors import ServiceRefused
+from devices.station import CardRenewal, Station, call
 from hsm import KeyAlgorithm, SignatureScheme
 from hsm.errors import KeyGenerationUnsupported
 from tests.api.conftest import MIYAZAKI

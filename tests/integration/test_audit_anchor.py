@@ -26,9 +26,10 @@ from sqlalchemy import create_engine
 from sqlmodel import Session
 
 from hsm.key_rules import audit_entry
-from service.audit.anchor import AuditKeyUnsound, audit_anchor, audit_key_label
+from service.audit.anchor import audit_anchor, audit_key_label
 from service.audit.schedule import Checkpointer
 from service.db.audit_chain import AuditEntry, append
+from service.errors import AuditKeyUnsound
 from service.provisioning import provision
 from service.runtime import Runtime
 from tests.api.conftest import make_runtime

@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.crl import RevokedEntry, UnknownReason, build_crl, reason_flag
+from ca.crl import RevokedEntry, build_crl, reason_flag
+from ca.errors import UnknownReason
 from ca.hierarchy import signing_key
 from ca.issuance import IssueRequest
 from ca.profiles import AssuranceLevel

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pkcs11 import Attribute, ObjectClass
 
-from devices.capabilities import TokenProfileInvalid, load_token_profile
+from devices.capabilities import load_token_profile
 from devices.device import Device
+from devices.errors import TokenProfileInvalid
 from hsm import KeyAlgorithm, PinIncorrect, PinLocked
 from hsm.errors import KeyGenerationUnsupported, PinFormatInvalid
 from tests.conftest import TRANSPORT_PINS, SoftHsm

@@ -20,11 +20,10 @@ from bench.pgserver import PgServer
 from ca.errors import SerialCollision
 from ca.issuance import IssuanceIntent
 from ca.profiles import AssuranceLevel
-from service.db.crl_store import CrlNumberTaken
 from service.db.issuance_store import Binding, Intent, Outcome, Spend
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine, utc
-from service.errors import RevocationRefused
+from service.errors import CrlNumberTaken, RevocationRefused
 
 JST = timezone(timedelta(hours=9))
 ISSUER = "test-issuing-ca"

@@ -15,9 +15,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr
 
+from ca.errors import TsaConfigurationError
 from ca.hierarchy import add_tsa, key_label, run_ceremony, signing_key
 from ca.profiles import load_profiles
-from ca.tsa import TimeStampAuthority, TimeStampFailure, TsaConfigurationError
+from ca.tsa import TimeStampAuthority, TimeStampFailure
 from hsm import KeyAlgorithm, TokenSession
 from hsm.key_rules import audit_entry
 from service.provisioning import provision

@@ -11,11 +11,11 @@ from ca.attestation import (
     ORIGIN_IMPORTED,
     PURPOSE_SIGN,
     SECURITY_STRONGBOX,
-    AttestationRefused,
     attestation_certificate,
     key_description,
     verify_attestation,
 )
+from ca.errors import AttestationRefused
 from tests.support.certificates import ca_certificate as _ca
 
 CHALLENGE = b"\x01" * 32

@@ -12,15 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from ca.ocsp import (
-    CertStatusKind,
-    OcspConfigurationError,
-    OcspIssuer,
-    OcspResponder,
-    StatusAnswer,
-    cert_id_hashes,
-    ocsp_request_der,
-)
+from ca.errors import OcspConfigurationError
+from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer, cert_id_hashes, ocsp_request_der
 from hsm import KeyAlgorithm
 from tests.support.ocsp import NOW, Setup, _setup
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hsm import KeyRef
-from hsm.uri import InvalidKeyUri
+from hsm.errors import InvalidKeyUri
 
 
 def test_round_trip_with_binary_id_and_reserved_characters() -> None:

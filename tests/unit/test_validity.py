@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from ca.errors import ValidityError
 from ca.validity import (
     JST,
     RENEWAL_WINDOW_MONTHS,
     Validity,
-    ValidityError,
     certificate_validity,
     end_of_jst_day,
     in_renewal_window,

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ca.errors import RequestMalformed, RequestUnsupported
 from ca.hierarchy import TSA_NAME
-from ca.tsa import MAX_REQUEST_OCTETS, RequestMalformed, RequestUnsupported, failure_response
+from ca.tsa import MAX_REQUEST_OCTETS, failure_response
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
 from service.api.schemas import AuditOut, ChainOut

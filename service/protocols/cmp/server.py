@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ca import errors as ca_errors
-from ca.crl import UnknownReason
-from ca.validity import ValidityError
+from ca.errors import UnknownReason, ValidityError
 from hsm.errors import HsmError
 from service import errors as svc
 from service.protocols.cmp import messages, operations, transactions
