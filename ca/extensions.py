@@ -92,6 +92,23 @@ def holder_alt_names(
     return x509.SubjectAlternativeName(names)
 
 
+def ca_builder(
+    subject: x509.Name, issuer: x509.Name, public_key: object, not_before: datetime, not_after: datetime
+) -> x509.CertificateBuilder:
+    """The part every CA certificate shares, koshin's own and a device maker's: names, key, random serial,
+    validity and the subject key identifier. The caller adds basic constraints, key usage and the rest."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+    )
+
+
 def key_usage(names: tuple[str, ...], *, ca: bool = False) -> x509.KeyUsage:
     flags = set(names)
     return x509.KeyUsage(

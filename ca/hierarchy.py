@@ -51,16 +51,7 @@ def signing_key(session: TokenSession, label: str) -> SigningKey:
 def _ca_builder(
     subject: x509.Name, issuer: x509.Name, public_key: object, spec: CaSpec, not_before: datetime
 ) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + timedelta(days=spec.validity_days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
-    )
+    return ext.ca_builder(subject, issuer, public_key, not_before, not_before + timedelta(days=spec.validity_days))
 
 
 def _aki(issuer_cert: x509.Certificate | None, public_key: object) -> x509.AuthorityKeyIdentifier:

@@ -30,6 +30,7 @@ from ca.attestation import (
     attestation_certificate,
     key_description,
 )
+from ca.extensions import ca_builder
 from ca.keyseam import token_private_key
 from hsm import KeyAlgorithm, TokenSession
 
@@ -44,16 +45,9 @@ def _ca_certificate(
     now = datetime.now(UTC).replace(microsecond=0)
     public_key = load_der_public_key(public_der)
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + LIFETIME)
+        ca_builder(subject, issuer, public_key, now - timedelta(minutes=5), now + LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, False, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
         .sign(token_private_key(signer, label), hashes.SHA256())
     )
 
