@@ -22,6 +22,9 @@ from bench.pgserver import PgServer, find_bindir
 from devices.attestation import DeviceMaker
 from hsm import TokenSession, admin
 
+# Fixtures shared by every tier: the live API world (``api``) and the CA hierarchy on the token (``pki``).
+pytest_plugins = ["tests.support.api_world", "tests.support.pki_world"]
+
 TEST_TOKEN = "koshin-test"
 
 
@@ -39,7 +42,7 @@ DEVICE_STOCK = {
     "t-phone-0": "phone",
     "t-phone-1": "phone",
     "t-nextgen-0": "next-gen-card",
-    "t-card-pdf": "card",  # tests/api/test_pdf_live.py
+    "t-card-pdf": "card",  # tests/service/pdf/test_pdf_live.py
     "t-phone-pdf": "phone",
     "t-maker": "maker",  # the device maker whose attestation root the test services trust
 }
@@ -152,19 +155,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server.drop_database(name)
 
 
-# Tests that reach a token without the softhsm fixture: they run `koshin` commands on the embedded SoftHSM.
-EMBEDDED_TOKEN_MODULES = ("tests/integration/test_cli.py", "tests/integration/test_serve.py",
-                          "tests/integration/test_demo.py", "tests/integration/test_tls.py",
-                          "tests/integration/test_bench.py", "tests/integration/test_audit_anchor.py",
-                          "tests/api/test_audit.py", "tests/api/test_cmp_responder.py",
-                          "tests/security/test_no_key_material.py")  # fmt: skip
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The ``hsm`` marker on every test that needs a token: each whose fixtures reach ``softhsm``, and each in a
-    module that drives the embedded SoftHSM through the command line. ``pytest -m "not hsm"`` is then the
-    token-free tier."""
+    module that drives the embedded SoftHSM through the command line marks itself (``pytestmark``).
+    ``pytest -m "not hsm"`` is then the token-free tier."""
     for item in items:
         needs_token = bool({"softhsm", "target", "target_session"} & set(getattr(item, "fixturenames", ())))
-        if needs_token or any(str(item.path).endswith(module) for module in EMBEDDED_TOKEN_MODULES):
+        if needs_token:
             item.add_marker(pytest.mark.hsm)

@@ -15,6 +15,9 @@ from tests.conftest import require_softhsm
 from tests.support.cli import KOSHIN
 from tests.support.helpers import run
 
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
+
 SCENARIOS = ("token-sign", "issue", "rest", "peer-openssl", "peer-cfssl", "ocsp", "crl", "wave")
 
 

@@ -17,7 +17,7 @@ from ca.errors import CaError, CsrInvalid, LintFailed, ProfileNotFound, ProfileV
 from ca.issuance import CertificateAuthority, IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel, load_profiles
-from tests.integration.conftest import HOLDER, URLS, Pki
+from tests.support.pki_world import HOLDER, URLS, Pki
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
 

@@ -17,8 +17,8 @@ from ca.profiles import AssuranceLevel
 from hsm import TokenSession
 from service.errors import CertificateNotFound, RevocationRefused
 from service.publication.crl import CrlIssuer, CrlPublication
-from tests.integration.conftest import HOLDER, Pki
 from tests.support.helpers import openssl, openssl_verify, run, write_pem
+from tests.support.pki_world import HOLDER, Pki
 
 
 def test_revoked_certificate_is_on_a_crl_openssl_accepts(

@@ -14,8 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ca.errors import IssuanceRefused
 from ca.issuance import IssueRequest
 from ca.profiles import AssuranceLevel
-from tests.integration.conftest import HOLDER, Pki
 from tests.support.helpers import openssl_verify, pkilint_errors, write_pem
+from tests.support.pki_world import HOLDER, Pki
 
 JPKI = "1.2.392.200149.8.5.5."
 
@@ -142,7 +142,7 @@ def test_ca_certificates(pki: Pki, tmp_path: Path) -> None:
             assert constraints.value.ca and constraints.value.path_length == 0
             assert usage.key_cert_sign and usage.crl_sign
             assert cert.issuer == root.subject
-        elif material.role == "ocsp":  # role "tsa" is checked in tests/integration/test_tsa.py
+        elif material.role == "ocsp":  # role "tsa" is checked in tests/ca/test_tsa.py
             assert not constraints.value.ca and not usage.key_cert_sign
             eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             assert list(eku) == [ExtendedKeyUsageOID.OCSP_SIGNING]

@@ -44,8 +44,8 @@ from ca.signing import throwaway_key
 from hsm import KeyAlgorithm, TokenSession
 from service.db.repository import Repository, utc
 from service.errors import CertificateNotFound
-from tests.integration.conftest import HOLDER, Pki
 from tests.support.helpers import openssl, run, write_pem
+from tests.support.pki_world import HOLDER, Pki
 
 ISSUING = ("signature", "user-authentication")
 

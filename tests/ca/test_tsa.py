@@ -25,8 +25,8 @@ from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
-from tests.integration.conftest import URLS, Pki
 from tests.support.helpers import openssl, openssl_verify, pkilint_errors, run, write_pem
+from tests.support.pki_world import URLS, Pki
 
 pytestmark = pytest.mark.hsm
 POLICY = "1.3.6.1.5.5.7.13.4"

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from hsm import TokenSession
-from tests.api.conftest import Api, serve_api
 from tests.conftest import SoftHsm
 from tests.security.target import Target, external_target, populate
+from tests.support.api_world import Api, serve_api
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from service.db.models import CertificateRecord
 from service.db.registry_models import Card, ProofingEvent
-from tests.api.conftest import COUNTER_EVIDENCE, MATSUYAMA, MIYAZAKI, Api
+from tests.support.api_world import COUNTER_EVIDENCE, MATSUYAMA, MIYAZAKI, Api
 
 PROBLEM = "application/problem+json"
 

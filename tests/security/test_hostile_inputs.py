@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
 from tests.security.hostile_protocols import (  # noqa: F401 - collected here too
     test_a_chunked_body_over_the_limit_is_413,
     test_failures_from_an_unknown_source_are_audited_and_lock_nobody,
@@ -28,6 +27,7 @@ from tests.security.hostile_text import (  # noqa: F401 - collected here: one su
     test_registry_text_outside_the_repertoire_is_refused,
 )
 from tests.security.hostile_world import ACTORS, PROBLEM, World, build_world
+from tests.support.api_world import Api
 
 ROLE_FORBIDDEN = (403, "role-forbidden", None)
 NOT_FOUND = (404, "not-found", None)

@@ -23,6 +23,9 @@ import pytest
 from tests.security.scan import Finding, scan_text, scan_tree
 from tests.security.target import require_tool, softhsm_module
 
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
+
 KOSHIN = Path(sys.executable).parent / "koshin"
 COMMANDS = (
     ("init",),

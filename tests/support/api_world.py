@@ -27,7 +27,7 @@ from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
-from tests.integration.conftest import token_csr
+from tests.support.pki_world import token_csr
 
 MIYAZAKI, MATSUYAMA = "452017", "382019"
 REGISTRY: dict[str, Any] = {

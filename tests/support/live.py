@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from tests.api.conftest import COUNTER_EVIDENCE
+from tests.support.api_world import COUNTER_EVIDENCE
 
 HEALTH_TIMEOUT = 15.0  # seconds: start-up runs the app's lifespan (init_hierarchy is a no-op by then)
 

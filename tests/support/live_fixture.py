@@ -21,11 +21,11 @@ from service.api.app import create_app
 from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
-from tests.api.conftest import MIYAZAKI, REGISTRY, load_pem
 from tests.conftest import TRANSPORT_PINS, SoftHsm
-from tests.integration.conftest import token_csr
+from tests.support.api_world import MIYAZAKI, REGISTRY, load_pem
 from tests.support.helpers import write_pem
 from tests.support.live import LiveClient, LiveServer, listening_socket
+from tests.support.pki_world import token_csr
 
 CAS = ("signature", "user-authentication")
 
@@ -62,7 +62,7 @@ def live(softhsm: SoftHsm, token: TokenSession, tmp_path_factory: pytest.TempPat
             ca_key_algorithm=KeyAlgorithm.P256,
             key_label_prefix="live-",
             public_base_url=f"http://127.0.0.1:{port}",
-            behind_tls=True,  # EST over plain HTTP here; tests/integration/test_tls.py runs it over real TLS
+            behind_tls=True,  # EST over plain HTTP here; tests/service/tls/test_tls.py runs it over real TLS
         )
         runtime = open_runtime(settings)
         provision(runtime)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.support.api_world import COUNTER_EVIDENCE, Api
 
 
 def csr_pem(key: ec.EllipticCurvePrivateKey) -> str:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from ca.issuance import CertificateAuthority, IssueRequest, PreparedCertificate
 from hsm.errors import HsmError
 from service.api.app import create_app
-from tests.api.conftest import Api
+from tests.support.api_world import Api
 
 PROBLEM = "application/problem+json"
 

@@ -3,7 +3,7 @@
 The CA hierarchy is made for the server's own base URL, so the URLs checked are the ones the certificates
 carry: the CRL distribution point (``{base}/crl/<ca>.crl``), AIA OCSP (``{base}/ocsp/<ca>``) and AIA caIssuers
 (``{base}/ca/<ca>.cer``). Certificates are issued and revoked through the HTTP API; the holder key is on the
-token. openssl 3.0 invocations used (see also tests/integration/test_ocsp.py):
+token. openssl 3.0 invocations used (see also tests/ca/test_ocsp.py):
 
 - ``openssl ocsp -issuer issuing.pem -cert leaf.pem -url <AIA OCSP URL> -CAfile root.pem
   -verify_other issuing.pem -resp_text`` (HTTP POST, with a nonce, which openssl checks);

@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from service.api.deps import RoleGate
 from service.db.registry_models import Actor
 from service.policy.model import Role
-from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.support.api_world import COUNTER_EVIDENCE, Api
 
 PROBLEM = "application/problem+json"
 RouteKey = tuple[str, str]  # (method, path as declared)
@@ -35,13 +35,13 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/v1/ca/chain"),
         ("POST", "/ocsp/{ca}"),
         ("GET", "/ocsp/{ca}/{encoded:path}"),
-        ("POST", "/tsa"),  # RFC 3161 time-stamps (tests/api/test_tsa_live.py)
+        ("POST", "/tsa"),  # RFC 3161 time-stamps (tests/service/protocols/test_tsa_live.py)
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"),
         # EST (RFC 7030): no actor token. cacerts and csrattrs are public; simpleenroll is authenticated by
-        # HTTP Basic with a proofing event's one-time enrollment secret (tests/api/test_est.py).
+        # HTTP Basic with a proofing event's one-time enrollment secret (tests/service/protocols/test_est.py).
         ("GET", "/.well-known/est/cacerts"),
         ("GET", "/.well-known/est/{label}/cacerts"),
         ("GET", "/.well-known/est/csrattrs"),
@@ -49,7 +49,8 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("POST", "/.well-known/est/simpleenroll"),
         ("POST", "/.well-known/est/{label}/simpleenroll"),
         # CMP (RFC 4210/9480 over RFC 6712): no actor token; each PKIMessage is authenticated by its own protection
-        # (MAC over a proofing event's one-time secret, or the holder certificate's signature; tests/api/test_cmp.py).
+        # (MAC over a proofing event's one-time secret, or the holder certificate's signature;
+        # tests/service/protocols/test_cmp.py).
         ("POST", "/.well-known/cmp/p/{profile}"),
     }
 )

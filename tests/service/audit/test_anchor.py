@@ -32,10 +32,13 @@ from service.db.audit_chain import AuditEntry, append
 from service.errors import AuditKeyUnsound
 from service.provisioning import provision
 from service.runtime import Runtime
-from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
+from tests.support.api_world import make_runtime
 from tests.support.audit import rewrite_chain_from
 from tests.support.helpers import run
+
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 

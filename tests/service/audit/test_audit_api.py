@@ -34,11 +34,14 @@ from service.audit.verification import verify_installation
 from service.db.audit_chain import record_hash
 from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from service.runtime import Runtime
-from tests.api.conftest import REGISTRY, Api, make_runtime
 from tests.conftest import SoftHsm, require_softhsm
+from tests.support.api_world import REGISTRY, Api, make_runtime
 from tests.support.audit import rewrite_chain_from
 from tests.support.crl_wait import wait_for_crl
 from tests.support.helpers import run
+
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 

@@ -23,6 +23,9 @@ from tests.conftest import require_softhsm
 from tests.support.cli import Cli
 from tests.support.helpers import openssl, run
 
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
+
 HOLDER = {
     "name": "佐藤 一郎",
     "address": "愛媛県松山市二番町四丁目7番地2",

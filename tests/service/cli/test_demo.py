@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import require_softhsm
 from tests.support.cli import Cli
+
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
 
 
 def test_demo_runs_the_whole_story(tmp_path: Path) -> None:

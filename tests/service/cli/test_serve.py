@@ -18,6 +18,9 @@ from tests.conftest import require_softhsm
 from tests.support.cli import KOSHIN, Cli
 from tests.support.registry import REGISTRY
 
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

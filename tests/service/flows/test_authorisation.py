@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from service.protocols.cmp.responder import key_label, responder
-from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.support.api_world import COUNTER_EVIDENCE, Api
 
 PROBLEM = "application/problem+json"
 

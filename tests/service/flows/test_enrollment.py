@@ -13,7 +13,7 @@ from sqlmodel import Session
 from hsm.key_rules import audit_entry
 from service.errors import EnrollmentSecretInvalid
 from service.flows.enrollment import authenticate_enrollment, enrollment_secret, event_actor
-from tests.api.conftest import Api
+from tests.support.api_world import Api
 
 
 def test_secret_is_shown_once_and_authenticates_its_event_only(api: Api) -> None:
@@ -55,7 +55,7 @@ def test_mac_key_is_sensitive_and_never_extractable(api: Api) -> None:
 
 def test_est_simpleenroll_over_plain_http_is_refused_and_burns_the_secret(api: Api) -> None:
     """RFC 7030 3.2.3: Basic auth only under TLS. The in-process client speaks plain HTTP and the runtime is not
-    marked as behind a TLS terminator (serve --tls marks it; tests/integration/test_tls.py enrols over TLS).
+    marked as behind a TLS terminator (serve --tls marks it; tests/service/tls/test_tls.py enrols over TLS).
     The secret crossed the wire in clear, so the event is spent (audited) before the 403 goes out: the same
     secret then opens nothing, neither EST nor the same event through POST /v1/certificates."""
     resident = api.new_resident()

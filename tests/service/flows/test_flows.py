@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from service.db.registry_models import ProofingEvent
-from tests.api.conftest import MATSUYAMA, Api, load_pem
+from tests.support.api_world import MATSUYAMA, Api, load_pem
 
 PROBLEM = "application/problem+json"
 

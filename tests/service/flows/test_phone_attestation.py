@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.attestation import ORIGIN_IMPORTED
 from service.protocols.phone import application_bytes
-from tests.api.conftest import Api
 from tests.conftest import Makers
+from tests.support.api_world import Api
 from tests.support.attested import SoftDevice
 from tests.support.certificates import ca_certificate as _ca
 from tests.support.requests import csr_pem as _csr

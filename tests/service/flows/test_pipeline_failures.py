@@ -5,7 +5,7 @@ request succeeds once the token works again.
 
 Channels: REST ``/v1/certificates``, ``/v1/card-issuances`` (a pair: fails on the second), phone enrollment (a
 pair: fails on the second), phone re-key, EST ``simpleenroll`` and CMP ``ir`` (their flow entry points, as
-tests/api/test_est.py and test_cmp.py drive them over the wire), CMP ``kur`` (its flow, ``rekey``).
+tests/service/protocols/test_est.py and test_cmp.py drive them over the wire), CMP ``kur`` (its flow, ``rekey``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from service.flows.issuance import IssueInput, issue_certificate
 from service.protocols import est
 from service.protocols.cmp.renewal import rekey, rekey_challenge
 from service.protocols.phone import application_bytes, renewal_bytes
-from tests.api.conftest import Api
 from tests.conftest import Makers
+from tests.support.api_world import Api
 from tests.support.attested import SoftDevice
 from tests.support.crl_wait import wait_for_crl
 from tests.support.requests import card_issuance as _card_issuance

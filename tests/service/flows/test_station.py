@@ -19,8 +19,8 @@ from devices.errors import ServiceRefused
 from devices.station import CardRenewal, Station, call
 from hsm import KeyAlgorithm, SignatureScheme
 from hsm.errors import KeyGenerationUnsupported
-from tests.api.conftest import MIYAZAKI
 from tests.conftest import TRANSPORT_PINS, SoftHsm
+from tests.support.api_world import MIYAZAKI
 from tests.support.helpers import openssl_verify, write_pem
 from tests.support.live_fixture import Live, card_device, new_resident
 

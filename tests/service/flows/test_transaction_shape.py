@@ -26,7 +26,7 @@ from sqlalchemy import Engine, event
 from service.db.registry_models import Actor
 from service.flows.card_issuance import CardIssueInput, issue_card
 from service.flows.issuance import IssueInput, issue_certificate
-from tests.api.conftest import COUNTER_EVIDENCE, Api
+from tests.support.api_world import COUNTER_EVIDENCE, Api
 
 pytestmark = pytest.mark.hsm
 WRITES = ("INSERT", "UPDATE", "DELETE")

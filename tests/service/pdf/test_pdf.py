@@ -163,7 +163,7 @@ def test_refusals_come_before_signing(mini: MiniCa, token: TokenSession, token_k
 
 class _TsaHandler(BaseHTTPRequestHandler):
     """RFC 3161 over HTTP in a few lines: enough for pyHanko's time-stamp client (the service's route is
-    covered by tests/api/test_tsa_live.py)."""
+    covered by tests/service/protocols/test_tsa_live.py)."""
 
     authority: TimeStampAuthority
 

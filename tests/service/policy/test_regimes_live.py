@@ -25,11 +25,11 @@ from service.api.app import create_app
 from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
-from tests.api.conftest import MIYAZAKI, REGISTRY
 from tests.conftest import TRANSPORT_PINS, SoftHsm
-from tests.integration.conftest import token_csr
+from tests.support.api_world import MIYAZAKI, REGISTRY
 from tests.support.live import LiveServer, listening_socket
 from tests.support.live_fixture import card_device
+from tests.support.pki_world import token_csr
 
 REGIMES = ["current-2022", "proposal-15", "proposal-90", "proposal-246", "proposal-280"]
 ONLINE_RENEWAL = {"operation": "card_renew", "channel": "online_face_match",

@@ -26,8 +26,8 @@ from pyasn1_alt_modules import rfc9480
 from service.protocols.cmp.messages import protected_part
 from service.protocols.cmp.protection import PbmParameters
 from service.protocols.phone import application_bytes
-from tests.api.conftest import COUNTER_EVIDENCE, MIYAZAKI
 from tests.conftest import Makers
+from tests.support.api_world import COUNTER_EVIDENCE, MIYAZAKI
 from tests.support.attested import SoftDevice
 from tests.support.cmp_tools import HolderToken, ocsp_text, output, verified
 from tests.support.live_fixture import Live

@@ -30,8 +30,8 @@ from service.protocols.cmp.responder import PROFILE, key_label, provision_respon
 from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
-from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
+from tests.support.api_world import make_runtime
 from tests.support.cli import KOSHIN, Cli
 from tests.support.cmp_tools import HolderToken, ocsp_text, output, verified
 from tests.support.helpers import openssl, pkilint_errors, run

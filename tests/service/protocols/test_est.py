@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hsm import KeyAlgorithm, TokenSession
-from tests.api.conftest import COUNTER_EVIDENCE, MIYAZAKI
-from tests.integration.conftest import token_csr
+from tests.support.api_world import COUNTER_EVIDENCE, MIYAZAKI
 from tests.support.helpers import openssl, run
 from tests.support.live_fixture import Live
+from tests.support.pki_world import token_csr
 
 EST = "/.well-known/est"
 PROBLEM = "application/problem+json"

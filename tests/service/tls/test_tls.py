@@ -38,15 +38,18 @@ from service.flows.authorisation import RevocationAsk
 from service.flows.revocation import revoke
 from service.tls.credentials import ensure_credentials, key_label, server_names
 from service.tls.stunnel import StunnelSpec, render_config
-from tests.api.conftest import make_runtime
 from tests.conftest import SoftHsm, require_softhsm
-from tests.integration.conftest import token_csr
 from tests.security.scan import scan_tree
 from tests.support.actors import OPERATOR
+from tests.support.api_world import make_runtime
 from tests.support.cli import Cli
 from tests.support.cmp_tools import HolderToken
 from tests.support.helpers import openssl, pkilint_errors, run
+from tests.support.pki_world import token_csr
 from tests.support.registry import REGISTRY
+
+# Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
+pytestmark = pytest.mark.hsm
 
 KOSHIN = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "koshin")
 START_TIMEOUT = 60.0
