@@ -23,7 +23,7 @@ from devices.attestation import DeviceMaker
 from hsm import TokenSession, admin
 
 # Fixtures shared by every tier: the live API world (``api``) and the CA hierarchy on the token (``pki``).
-pytest_plugins = ["tests.support.api_world", "tests.support.pki_world"]
+pytest_plugins = ["tests.support.memo", "tests.support.api_world", "tests.support.pki_world"]
 
 TEST_TOKEN = "koshin-test"
 

@@ -39,8 +39,6 @@ def target_session(request: pytest.FixtureRequest, target: Target) -> Iterator[T
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def hostile_api(
-    request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Api]:
+def hostile_api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Api:
     """The REST service in-process with a runtime of its own, on both databases, for the hostile-input suite."""
-    yield from serve_api(request, token, tmp_path_factory, "hostile")
+    return serve_api(request, token, tmp_path_factory, "hostile")

@@ -1,13 +1,13 @@
 """The REST service in-process over the session SoftHSM token, on SQLite and on PostgreSQL.
 
-One runtime (CA hierarchy + database) per backend for the session; an actor per role; a small registry:
+One runtime (CA hierarchy + database) per backend, built once for the session; an actor per role; a small registry:
 Miyazaki (452017, post-office delegation on), Matsuyama (382019, off).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from service.provisioning import provision
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 from tests.conftest import SoftHsm
+from tests.support.memo import Memo
 from tests.support.pki_world import token_csr
 
 MIYAZAKI, MATSUYAMA = "452017", "382019"
@@ -109,10 +110,20 @@ def make_runtime(softhsm: SoftHsm, home: Path, database_url: str, prefix: str, *
 
 
 def serve_api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory,
-              name: str) -> Iterator[Api]:  # fmt: skip
+              name: str) -> Api:  # fmt: skip
     """A runtime of its own (keys labelled ``<name>-<backend>-``) on ``request.param``'s backend, served
-    in-process, with the registry imported and an actor per role."""
-    backend = request.param
+    in-process, with the registry imported and an actor per role; built once per session (tests.support.memo)."""
+    backend: str = request.param
+    memo: Memo = request.getfixturevalue("memo" if backend == "sqlite" else "pg_memo")
+
+    def make(stack: ExitStack) -> Api:
+        return _build_api(stack, request, token, tmp_path_factory, name, backend)
+
+    return memo.get((name, backend), make)
+
+
+def _build_api(stack: ExitStack, request: pytest.FixtureRequest, token: TokenSession,
+               tmp_path_factory: pytest.TempPathFactory, name: str, backend: str) -> Api:  # fmt: skip
     softhsm: SoftHsm = request.getfixturevalue("softhsm")
     home = tmp_path_factory.mktemp(f"{name}-{backend}")
     if backend == "sqlite":
@@ -124,30 +135,30 @@ def serve_api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_fact
     # others raise the per-source limit so the garbage tokens of the role matrix lock nothing.
     limit = {} if name == "hostile" else {"auth_source_limit": 1_000_000}
     runtime = make_runtime(softhsm, home, url, f"{name}-{backend}-", **limit)
+    stack.callback(runtime.close)
     app = create_app(runtime.settings, runtime=runtime)
-    csr = token_csr(token, f"{name}-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode()
-    with TestClient(app, raise_server_exceptions=False) as client:
-        _, operator_token = runtime.repo.add_actor("operator", "ca_operator", None)
-        client.headers.update({"Authorization": f"Bearer {operator_token}"})
-        response = client.post("/v1/registry/import", json=REGISTRY)
-        assert response.status_code == 200, response.text
-        client.headers.pop("Authorization")
-        tokens = {"ca_operator": operator_token}
-        for role in Role:
-            if role is Role.CA_OPERATOR:
-                continue
-            municipality: str | None = MATSUYAMA if role is Role.OTHER_MUNICIPALITY_STAFF else MIYAZAKI
-            if role is Role.AUDITOR:
-                municipality = None
-            tokens[role.value] = runtime.repo.add_actor(f"{role.value}-1", role.value, municipality)[1]
-        tokens["matsuyama_staff"] = runtime.repo.add_actor("matsuyama-staff", "municipal_staff", MATSUYAMA)[1]
-        yield Api(client, runtime, tokens, backend, csr)
-    runtime.close()
+    csr = token_csr(token, f"{name}-{backend}-holder-p256", KeyAlgorithm.P256).public_bytes(Encoding.PEM).decode()
+    client = stack.enter_context(TestClient(app, raise_server_exceptions=False))
+    _, operator_token = runtime.repo.add_actor("operator", "ca_operator", None)
+    client.headers.update({"Authorization": f"Bearer {operator_token}"})
+    response = client.post("/v1/registry/import", json=REGISTRY)
+    assert response.status_code == 200, response.text
+    client.headers.pop("Authorization")
+    tokens = {"ca_operator": operator_token}
+    for role in Role:
+        if role is Role.CA_OPERATOR:
+            continue
+        municipality: str | None = MATSUYAMA if role is Role.OTHER_MUNICIPALITY_STAFF else MIYAZAKI
+        if role is Role.AUDITOR:
+            municipality = None
+        tokens[role.value] = runtime.repo.add_actor(f"{role.value}-1", role.value, municipality)[1]
+    tokens["matsuyama_staff"] = runtime.repo.add_actor("matsuyama-staff", "municipal_staff", MATSUYAMA)[1]
+    return Api(client, runtime, tokens, backend, csr)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    yield from serve_api(request, token, tmp_path_factory, "api")
+def api(request: pytest.FixtureRequest, token: TokenSession, tmp_path_factory: pytest.TempPathFactory) -> Api:
+    return serve_api(request, token, tmp_path_factory, "api")
 
 
 def load_pem(text: str) -> x509.Certificate:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine
 from service.db.unit import Acting
 from service.flows.pipeline import IssuedCertificate, Order, Pipeline, Plan
+from tests.support.memo import Memo
 
 URLS = CaUrls("http://127.0.0.1:8000")
 HOLDER = Holder(
@@ -68,8 +70,14 @@ def linter() -> PkixLinter:
 @pytest.fixture(scope="session", params=list(KeyAlgorithm), ids=lambda a: str(a))
 def pki(
     request: pytest.FixtureRequest, token: TokenSession, linter: PkixLinter, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pki]:
+) -> Pki:
     algorithm: KeyAlgorithm = request.param
+    memo: Memo = request.getfixturevalue("memo")
+    return memo.get(("pki", algorithm), lambda stack: _build_pki(stack, token, linter, tmp_path_factory, algorithm))
+
+
+def _build_pki(stack: ExitStack, token: TokenSession, linter: PkixLinter, tmp_path_factory: pytest.TempPathFactory,
+               algorithm: KeyAlgorithm) -> Pki:  # fmt: skip
     hierarchy = load_profiles().hierarchy
     materials = run_ceremony(token, hierarchy, algorithm, URLS, linter, label_prefix=f"it-{algorithm}-")
     issuers = {
@@ -79,13 +87,13 @@ def pki(
     }
     directory = tmp_path_factory.mktemp(f"pki-{algorithm}")
     repo = RegistryRepository(make_engine(f"sqlite:///{directory / 'koshin.db'}"))
+    stack.callback(repo.engine.dispose)
     repo.save_ca_materials(materials)
     chain, untrusted = directory / "root.pem", directory / "issuing.pem"
     chain.write_bytes(b"".join(m.certificate.public_bytes(Encoding.PEM) for m in materials if m.role == "root"))
     untrusted.write_bytes(b"".join(m.certificate.public_bytes(Encoding.PEM) for m in materials if m.role == "issuing"))
     authority = CertificateAuthority(load_profiles(), issuers, URLS, linter)
-    yield Pki(algorithm, materials, authority, repo, chain, untrusted)
-    repo.engine.dispose()
+    return Pki(algorithm, materials, authority, repo, chain, untrusted)
 
 
 def token_csr(token: TokenSession, label: str, algorithm: KeyAlgorithm) -> x509.CertificateSigningRequest:

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from tests.support.registry import REGISTRY
 # Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
 pytestmark = pytest.mark.hsm
 
-KOSHIN = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "koshin")
+KOSHIN = str(Path(sys.executable).parent / "koshin")
 START_TIMEOUT = 60.0
 
 
