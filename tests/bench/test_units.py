@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca import lint
+from ca import pkix_lint
 from ca.crl import REASONS, RevokedEntry, build_crl
 from ca.ocsp import CertStatusKind, StatusAnswer, ocsp_request_der
 from ca.ocsp_cache import CachedOcspResponder
@@ -45,7 +45,7 @@ def _holder_like(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, *, ca: boo
     return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
-def _results(linter: lint.PkixLinter, der: bytes) -> list[tuple[str, str, tuple[str, ...]]]:
+def _results(linter: pkix_lint.PkixValidators, der: bytes) -> list[tuple[str, str, tuple[str, ...]]]:
     document = linter._loader.load_der_document(der, "t")
     return [
         (type(r.validator).__name__, r.node.path, tuple(str(f) for f in r.finding_descriptions))
@@ -57,10 +57,10 @@ def _results(linter: lint.PkixLinter, der: bytes) -> list[tuple[str, str, tuple[
 def test_the_dispatch_index_runs_every_validator_on_the_nodes_pkilint_would(
     ca: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    indexed = lint.PkixLinter()
+    indexed = pkix_lint.PkixValidators()
     with monkeypatch.context() as m:
-        m.setattr(lint, "_index_dispatch", lambda container: None)
-        plain = lint.PkixLinter()
+        m.setattr(pkix_lint, "_index_dispatch", lambda container: None)
+        plain = pkix_lint.PkixValidators()
     for key in (rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP256R1())):
         der = _holder_like(key, ca=ca)
         expected = _results(plain, der)
