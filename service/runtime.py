@@ -27,6 +27,8 @@ from service.db.models import CaRecord
 from service.db.registry_repo import RegistryRepository
 from service.db.repository import make_engine
 from service.flows.pipeline import Pipeline, Publisher
+from service.observability.measured import MeasuredLinter
+from service.observability.metrics import observe_sign
 from service.policy.regime import Regime, load_regime
 from service.publication.crl import CrlIssuer, CrlPublication, ImmediatePublisher
 from service.publication.ocsp import ocsp_responder
@@ -69,7 +71,7 @@ class Runtime:
 
     @cached_property
     def linter(self) -> PkixLinter | None:
-        return PkixLinter() if self.settings.lint else None
+        return MeasuredLinter() if self.settings.lint else None
 
     @property
     def enrollment_mac_label(self) -> str:
@@ -154,5 +156,6 @@ def open_runtime(settings: Settings, *, create: bool = False) -> Runtime:
     config = token_config(settings, create=create)
     profiles = load_profiles(settings.profiles_dir)
     session = TokenSession(config.module_path, config.token_label, config.pin)
+    session.sign_observer = observe_sign
     repo = RegistryRepository(make_engine(settings.resolved_database_url))
     return Runtime(settings, session, repo, profiles, CaUrls(settings.public_base_url))

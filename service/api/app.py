@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from service.api import problems
 from service.api.limits import BodyLimit
-from service.api.routes import cards, cmp, est, issuance, phones, publication, registry, system
+from service.api.observe import Observe
+from service.api.routes import cards, cmp, est, issuance, metrics, phones, publication, registry, system
 from service.api.source import PeerSource
 from service.audit.schedule import start_checkpointer
 from service.flows.reconciliation import reconcile
@@ -55,8 +56,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (system, registry, issuance, cards, phones, publication, cmp, est):
+    for module in (system, metrics, registry, issuance, cards, phones, publication, cmp, est):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(PeerSource, behind_terminator=settings.behind_tls)
+    app.add_middleware(Observe)  # added last: outermost, so it sees every answer, the body limit's 413 too
     return app

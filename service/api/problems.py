@@ -19,6 +19,9 @@ from ca import errors as ca_errors
 from ca.errors import UnknownReason, ValidityError
 from hsm import errors as hsm_errors
 from service import errors as svc
+from service.api.observe import route_template
+from service.observability.logs import correlation_id
+from service.observability.metrics import PROBLEMS as PROBLEMS_SENT
 from service.policy.errors import PolicyError
 
 log = logging.getLogger("koshin.api")
@@ -63,6 +66,7 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
 def problem(
     status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
+    PROBLEMS_SENT.labels(slug, str(status)).inc()
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
     headers = dict(headers or {})
     if status == 401:
@@ -97,14 +101,15 @@ async def _mapped(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, slug, title in PROBLEMS:
         if isinstance(exc, cls):
             if status >= 500:
-                log.error("%s on %s %s: %s", slug, request.method, request.url.path, exc)
+                log.error("%s on %s %s: %s", slug, request.method, route_template(request.scope), exc)
             return problem(status, slug, title, _detail(exc), headers=_challenge(exc), **_extra(exc))
     return await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    correlation = str(uuid.uuid4())
-    log.exception("unhandled error %s on %s %s", correlation, request.method, request.url.path, exc_info=exc)
+    correlation = correlation_id() or str(uuid.uuid4())
+    log.exception("unhandled error %s on %s %s", correlation, request.method, route_template(request.scope),
+                  exc_info=exc)  # fmt: skip
     return problem(
         500, "internal", "Internal error", "unexpected error; quote the correlation id", correlation_id=correlation
     )

@@ -29,6 +29,9 @@ def _terminated(signum: int, frame: FrameType | None) -> None:
 def serve_tls(settings: Settings, host: str, port: int, workers: int, names: Sequence[str]) -> None:
     import uvicorn
 
+    from service.observability.logs import uvicorn_options
+    from service.observability.metrics import share_between_workers
+
     settings = settings.model_copy(update={"behind_tls": True})  # EST simpleenroll checks it
     os.environ["KOSHIN_BEHIND_TLS"] = "true"  # the same for workers, which read their settings from the environment
     with runtime(create=True) as rt:  # initialise once, before any worker starts
@@ -57,9 +60,11 @@ def serve_tls(settings: Settings, host: str, port: int, workers: int, names: Seq
         if workers == 1:
             from service.api.app import create_app
 
-            uvicorn.run(create_app(settings), uds=str(backend), log_level="info")
+            uvicorn.run(create_app(settings), uds=str(backend), **uvicorn_options())
         else:
-            uvicorn.run("service.api.app:create_app", factory=True, uds=str(backend), log_level="info", workers=workers)
+            share_between_workers(settings.home / "run" / f"metrics-tls-{port}")
+            uvicorn.run("service.api.app:create_app", factory=True, uds=str(backend), workers=workers,
+                        **uvicorn_options())  # fmt: skip
     except Terminated:
         pass
     finally:

@@ -42,6 +42,8 @@ def serve(
 
     from service.api.app import create_app
     from service.api.nodelay import NoDelayH11Protocol
+    from service.observability.logs import uvicorn_options
+    from service.observability.metrics import share_between_workers
 
     settings = Settings()
     if tls:
@@ -51,8 +53,9 @@ def serve(
         return
     console.print(f"koshin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs, /redoc)")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", http=NoDelayH11Protocol)
+        uvicorn.run(create_app(settings), host=host, port=port, http=NoDelayH11Protocol, **uvicorn_options())
         return
+    share_between_workers(settings.home / "run" / f"metrics-{port}")
     with runtime(create=True) as rt:  # initialise once, before the workers race to do it
         provision(rt)
         reconcile(rt)
@@ -61,9 +64,9 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        log_level="info",
         workers=workers,
         http=NoDelayH11Protocol,
+        **uvicorn_options(),
     )
 
 

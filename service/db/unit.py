@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
 from service.db.audit_chain import AuditEntry, append_all
+from service.observability.metrics import DB_SECONDS, timed
 
 WRITE_OPTION = "koshin_write"
 SQLITE_BUSY_SECONDS = 30.0  # a writer waits this long for the write lock (several workers, a CRL being stored)
@@ -68,7 +69,7 @@ def reading(engine: Engine) -> Iterator[Session]:
 @contextmanager
 def writing(engine: Engine, who: Acting) -> Iterator[WriteTx]:
     """One write transaction; the queued audit entries are appended and everything commits on exit."""
-    with _gate(engine), Session(_writer(engine), expire_on_commit=False) as session:
+    with timed(DB_SECONDS, kind="write"), _gate(engine), Session(_writer(engine), expire_on_commit=False) as session:
         tx = WriteTx(session, who)
         yield tx
         append_all(session, tx.entries)

@@ -24,6 +24,7 @@ from service.db.registry_models import Actor, Card, ProofingEvent
 from service.db.unit import Acting
 from service.errors import CardNotFound, CardUnusable, PolicyDenied, ProofingEventNotYours, ServiceError
 from service.flows.registry_rules import age_on
+from service.observability.metrics import DECISIONS
 from service.policy.engine import decide
 from service.policy.model import Channel, Decision, Evidence, HolderState, Operation, PolicyRequest, Role
 from service.runtime import Runtime
@@ -46,8 +47,13 @@ ROLE_CHANNEL: dict[str, Channel] = {
 }
 
 
-def evaluate(rt: Runtime, request: PolicyRequest) -> Decision:
-    return decide(request, rt.regime, rt.profiles.hierarchy.assurance_policies)
+def evaluate(rt: Runtime, request: PolicyRequest, *, dry_run: bool = False) -> Decision:
+    """The active regime's decision; counted for the metrics unless it is a dry run (POST /v1/policy/evaluate)."""
+    decision = decide(request, rt.regime, rt.profiles.hierarchy.assurance_policies)
+    if not dry_run:
+        outcome = "allow" if decision.allowed else "deny"
+        DECISIONS.labels(str(request.operation), str(request.channel), decision.rule_id, outcome).inc()
+    return decision
 
 
 def holder_state(ctx: IssuanceContext) -> HolderState:

@@ -88,6 +88,7 @@ def issue_card(rt: Runtime, actor: Actor, item: CardIssueInput) -> CardIssueResu
         tuple(orders),
         supersede=tuple(int(r.serial_hex, 16) for r in predecessors.values()),
         cards=tuple(changes),
+        channel="card",
     )
     issued = rt.pipeline().issue(plan)
     for change in changes:

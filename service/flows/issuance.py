@@ -38,6 +38,7 @@ class IssueInput:
     replaces_serial: int | None = None
     key_origin: str = "unknown"
     public_key: CertificatePublicKeyTypes | None = None  # CMP: a key whose proof of possession was verified
+    channel: str = "rest"  # for the metrics (service/observability/metrics.py)
 
 
 def check_event(
@@ -112,7 +113,7 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
     )
     supersede = (int(predecessor.serial_hex, 16),) if predecessor is not None and predecessor.status == "issued" else ()
     plan = Plan(Acting(actor.name, actor.role, event.rule_id, "allow"), Spend(event_id=event.id),
-                (Order.holder(request, binding),), supersede=supersede)  # fmt: skip
+                (Order.holder(request, binding),), supersede=supersede, channel=item.channel)  # fmt: skip
     return rt.pipeline().issue(plan).only
 
 

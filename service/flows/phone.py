@@ -168,5 +168,5 @@ def enroll_phone(
     binding = Binding(resident_id=resident.id, card_id=card.id, device_id=item.device_id, key_origin="device")
     orders = tuple(Order.holder(IssueRequest(p, csrs[p], holder, assurance), binding) for p in PROFILES)
     event = online_proofing(actor, resident, decision, evidence, Operation.PHONE_CERT_ISSUE)
-    issued = rt.pipeline().issue(Plan(who, Spend(nonce=item.nonce, new_event=event), orders))
+    issued = rt.pipeline().issue(Plan(who, Spend(nonce=item.nonce, new_event=event), orders, channel="phone"))
     return event, dict(zip(PROFILES, issued.certificates, strict=True))

@@ -64,5 +64,5 @@ def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) ->
                       replaces_serial=record.serial_hex, key_origin="device")  # fmt: skip
     event = online_proofing(actor, resident, decision, evidence, Operation.PHONE_CERT_ISSUE)
     plan = Plan(who, Spend(nonce=item.nonce, new_event=event), (Order.holder(request, binding),),
-                supersede=(int(record.serial_hex, 16),))  # fmt: skip
+                supersede=(int(record.serial_hex, 16),), channel="phone-rekey")  # fmt: skip
     return rt.pipeline().issue(plan).only

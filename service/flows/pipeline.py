@@ -36,6 +36,7 @@ from ca.lint import LintReport
 from service.db.issuance_store import Binding, CardChange, Intent, IssuanceStore, Outcome, Spend
 from service.db.models import CertificateRecord
 from service.db.unit import Acting
+from service.observability.metrics import CERTIFICATES
 
 SERIAL_ATTEMPTS = 3
 PROVISIONING = Acting("provisioning", "system")  # koshin's own server certificates, made at start-up
@@ -70,6 +71,7 @@ class Plan:
     orders: tuple[Order, ...]
     supersede: tuple[int, ...] = ()  # serials revoked as superseded once the new certificates are issued
     cards: tuple[CardChange, ...] = ()
+    channel: str = "operator"  # for the metrics: rest, card, phone, phone-rekey, est, cmp-ir, cmp-kur, ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Pipeline:
                       for i, s in enumerate(serials) if s not in signed}  # fmt: skip
             outcome = Outcome(withheld=signed, failed=failed, give_back=plan.spend)
         recorded = store.record_outcome(outcome, _now())
+        _count(plan, prepared, outcome)
         revoked = {r.issuer for r in recorded.superseded} | {p.intent.issuer for p in prepared if p.intent.serial
                                                                 in outcome.withheld}  # fmt: skip
         if revoked:
@@ -147,6 +150,14 @@ class Pipeline:
             except Exception as exc:
                 return signed, exc
         return signed, None
+
+
+def _count(plan: Plan, prepared: Sequence[PreparedCertificate], outcome: Outcome) -> None:
+    rule = plan.who.rule_id or "none"
+    for item in prepared:
+        serial = item.intent.serial
+        result = "issued" if serial in outcome.issued else "withheld" if serial in outcome.withheld else "failed"
+        CERTIFICATES.labels(plan.channel, item.intent.profile, rule, result).inc()
 
 
 def _now() -> datetime:

@@ -103,5 +103,6 @@ def enroll(rt: Runtime, profile: str, event_id: str, secret: str, csr_der: bytes
         resident_number=resident.resident_number,
         certificate_type=profile,
         proofing_event_id=event.id,
+        channel="est",
     )
     return issue_certificate(rt, event_actor(rt, event), item)

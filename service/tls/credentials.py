@@ -116,7 +116,7 @@ def ensure_credentials(rt: Runtime, extra_names: Sequence[str] = ()) -> TlsCrede
     public_key = load_der_public_key(spki_der)
     order = Order(lambda ca: prepare_server_certificate(ca, PROFILE, public_key, names))  # type: ignore[arg-type]
     previous = _replaced(rt, chain)
-    issued = rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,), supersede=previous)).only
+    issued = rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,), supersede=previous, channel="provisioning")).only
     chain.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staged = chain.with_suffix(".pem.new")
     staged.write_bytes(issued.certificate.public_bytes(Encoding.PEM) + issuer.public_bytes(Encoding.PEM))

@@ -20,6 +20,7 @@ from service.api.schemas import AuditOut, ChainOut
 from service.audit.verification import verify_installation
 from service.db.registry_models import Actor
 from service.errors import CrlUnavailable, NotFound
+from service.observability.metrics import OCSP_RESPONSES
 from service.policy.model import Role
 
 router = APIRouter()
@@ -66,6 +67,7 @@ async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 over HTTP POST (application/ocsp-request)."""
     name = _issuing_name(rt, ca)
     body = await request.body()
+    OCSP_RESPONSES.labels(name, "signed").inc()
     return Response(rt.ocsp.respond(body, issuer_name=name), media_type=OCSP_MEDIA)
 
 
@@ -79,6 +81,7 @@ def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=altchars, validate=False)
     except (binascii.Error, ValueError):
         der = b""
+    OCSP_RESPONSES.labels(name, "signed").inc()
     return Response(rt.ocsp.respond(der, issuer_name=name), media_type=OCSP_MEDIA,
                     headers={"Cache-Control": "max-age=60"})  # fmt: skip
 

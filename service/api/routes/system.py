@@ -70,4 +70,4 @@ def policy_evaluate(body: PolicyEvaluateIn, rt: RuntimeDep, actor: Anyone) -> De
         infrastructure=body.infrastructure,
         holder_bound=body.holder_bound,
     )
-    return decision_out(evaluate(rt, request))
+    return decision_out(evaluate(rt, request, dry_run=True))

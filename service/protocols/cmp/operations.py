@@ -70,7 +70,7 @@ def initial_request(rt: Runtime, profile: str, message: Any, requester: Requeste
         rt,
         event_actor(rt, event),
         IssueInput(csr=b"", resident_number=resident.resident_number, certificate_type=profile,
-                   proofing_event_id=event.id, public_key=request.public_key),
+                   proofing_event_id=event.id, public_key=request.public_key, channel="cmp-ir"),
     )  # fmt: skip
     body = messages.cert_rep("ip", request.cert_req_id, issued.certificate, modified=request.asks_subject)
     return _issued(rt, message, "ip", body, issued.intent.serial)

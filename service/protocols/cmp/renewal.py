@@ -101,7 +101,8 @@ def rekey(
     binding = Binding(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
                       replaces_serial=record.serial_hex, key_origin=record.key_origin)  # fmt: skip
     event = online_proofing(actor, resident, decision, evidence, operation)
-    plan = Plan(who, Spend(new_event=event), (Order.holder(request, binding),), supersede=(int(record.serial_hex, 16),))
+    plan = Plan(who, Spend(new_event=event), (Order.holder(request, binding),), supersede=(int(record.serial_hex, 16),),
+                channel="cmp-kur")  # fmt: skip
     return rt.pipeline().issue(plan).only
 
 

@@ -119,4 +119,8 @@ def _certify(rt: Runtime, issuer: str) -> x509.Certificate:
     public_key = load_der_public_key(rt.session.public_key_der(label))
     older = tuple(int(r.serial_hex, 16) for r in rt.repo.certificates("issued", PROFILE) if r.issuer == issuer)
     order = Order(lambda ca: prepare_server_certificate(ca, PROFILE, public_key, names, issuing_ca=issuer))  # type: ignore[arg-type]
-    return rt.pipeline().issue(Plan(PROVISIONING, Spend(), (order,), supersede=older)).only.certificate
+    return (
+        rt.pipeline()
+        .issue(Plan(PROVISIONING, Spend(), (order,), supersede=older, channel="provisioning"))
+        .only.certificate
+    )

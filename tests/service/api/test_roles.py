@@ -30,6 +30,7 @@ RouteKey = tuple[str, str]  # (method, path as declared)
 PUBLIC: frozenset[RouteKey] = frozenset(
     {
         ("GET", "/healthz"),
+        ("GET", "/metrics"),  # Prometheus scrape: counts and latencies by route template, no personal data
         ("GET", "/crl/{ca}.crl"),
         ("GET", "/ca/{ca}.cer"),
         ("GET", "/v1/ca/chain"),

@@ -1,0 +1,69 @@
+"""``GET /metrics``: the Prometheus text exposition, for a scraper on the operators' network.
+
+Open like ``/healthz``: it names channels, profiles, rules, routes and CA names, never a holder, a serial or a
+secret. The state gauges are read from the database at scrape time (a read; nothing is written or signed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from service.api.deps import RuntimeDep
+from service.observability.metrics import CONTENT_TYPE, exposition
+from service.runtime import Runtime
+
+router = APIRouter()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class ServiceState(Collector):
+    """What the database says now: each CA's newest CRL, the audit chain against its newest checkpoint."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        age = GaugeMetricFamily("koshin_crl_age_seconds", "Seconds since the newest CRL's thisUpdate, per CA.",
+                                labels=["ca"])  # fmt: skip
+        until = GaugeMetricFamily("koshin_crl_next_update_seconds", "Seconds until the newest CRL's nextUpdate.",
+                                  labels=["ca"])  # fmt: skip
+        for record in self.rt.ca_records():
+            if record.role not in ("root", "issuing"):
+                continue
+            crl = self.rt.repo.latest_crl(record.name)
+            if crl is not None:
+                age.add_metric([record.name], (now - _aware(crl.this_update)).total_seconds())
+                until.add_metric([record.name], (_aware(crl.next_update) - now).total_seconds())
+        yield age
+        yield until
+        position = self.rt.repo.audit_position()
+        anchored = position.last.seq if position.last is not None else 0
+        yield GaugeMetricFamily("koshin_audit_records", "Records in the audit log.", value=position.head_seq)
+        yield GaugeMetricFamily(
+            "koshin_audit_unanchored_records",
+            "Audit records not yet covered by a signed checkpoint (the integration lag, in records).",
+            value=position.head_seq - anchored,
+        )
+        if position.last is not None:
+            yield GaugeMetricFamily(
+                "koshin_audit_checkpoint_age_seconds",
+                "Seconds since the newest signed audit checkpoint (the integration lag, in time).",
+                value=(now - _aware(position.last.at)).total_seconds(),
+            )
+
+
+@router.get("/metrics", tags=["system"], response_class=Response)
+def metrics(rt: RuntimeDep) -> Response:
+    """Prometheus text format: request latency, issuance outcomes, policy decisions, problems, lint, token and
+    database latency, OCSP responses, CRL age and the audit log's lag behind its checkpoints."""
+    return Response(exposition([ServiceState(rt)]), media_type=CONTENT_TYPE)
