@@ -23,7 +23,7 @@ from devices.attestation import DeviceMaker
 from hsm import TokenSession, admin
 
 # Fixtures shared by every tier: the live API world (``api``) and the CA hierarchy on the token (``pki``).
-pytest_plugins = ["tests.support.memo", "tests.support.api_world", "tests.support.pki_world"]
+pytest_plugins = ["tests.support.memo", "tests.support.pki_world", "tests.support.api_world"]
 
 TEST_TOKEN = "koshin-test"
 
@@ -155,10 +155,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server.drop_database(name)
 
 
+# The modules that take longest (servers, many `koshin` processes), longest first. pytest-xdist hands out
+# whole modules in collection order, so these go out first and the two workers finish together instead of one
+# waiting for the other's last long module (longest-processing-time-first scheduling).
+HEAVY_FIRST = ("bench/test_bench.py", "service/cli/test_serve.py", "service/flows/test_write_path.py",
+               "service/cli/test_cli.py", "security/test_no_key_material.py", "service/audit/test_anchor.py",
+               "service/protocols/test_cmp_responder.py", "service/observability/test_served.py",
+               "service/cli/test_demo.py", "security/test_login.py", "security/test_key_attributes.py",
+               "service/tls/test_tls.py", "service/audit/test_audit_api.py")  # fmt: skip
+
+
+def _schedule_rank(item: pytest.Item) -> int:
+    path = item.path.as_posix()
+    return next((i for i, module in enumerate(HEAVY_FIRST) if path.endswith(f"tests/{module}")), len(HEAVY_FIRST))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The ``hsm`` marker on every test that needs a token: each whose fixtures reach ``softhsm``, and each in a
-    module that drives the embedded SoftHSM through the command line marks itself (``pytestmark``).
-    ``pytest -m "not hsm"`` is then the token-free tier."""
+    """The heavy modules first (HEAVY_FIRST), then the ``hsm`` marker on every test that needs a token: each whose
+    fixtures reach ``softhsm`` (a module that drives the embedded SoftHSM through the command line marks itself
+    with ``pytestmark``). ``pytest -m "not hsm"`` is then the token-free tier."""
+    items.sort(key=_schedule_rank)  # stable: the order within a module, and among the rest, is kept
     for item in items:
         needs_token = bool({"softhsm", "target", "target_session"} & set(getattr(item, "fixturenames", ())))
         if needs_token:

@@ -16,6 +16,7 @@ ROOTS = {
     "devices.errors": "DeviceError",
     "service.errors": "ServiceError",
     "service.pdf.errors": "ServiceError",
+    "service.protocols.cmp.errors": "ServiceError",
     "service.policy.errors": "PolicyError",
 }
 PACKAGES = ("hsm", "ca", "devices", "service")
@@ -40,7 +41,7 @@ def _is_exception_class(node: ast.ClassDef) -> bool:
 @pytest.mark.parametrize("module_name", sorted(ROOTS))
 def test_every_error_derives_from_its_package_root(module_name: str) -> None:
     module = importlib.import_module(module_name)
-    root_module = "service.errors" if module_name == "service.pdf.errors" else module_name
+    root_module = module_name if ROOTS[module_name] != "ServiceError" else "service.errors"
     root = getattr(importlib.import_module(root_module), ROOTS[module_name])
     errors = [
         value
@@ -50,6 +51,15 @@ def test_every_error_derives_from_its_package_root(module_name: str) -> None:
     assert errors, f"{module_name} defines no error"
     strays = [error.__name__ for error in errors if not issubclass(error, root)]
     assert strays == [], f"{module_name}: not a {root.__name__}: {strays}"
+
+
+def test_every_errors_module_has_a_declared_root() -> None:
+    found = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("errors.py")
+    }
+    assert found == set(ROOTS)
 
 
 def test_no_public_error_is_defined_outside_an_errors_module() -> None:
