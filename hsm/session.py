@@ -13,7 +13,8 @@ import hmac
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -118,6 +119,7 @@ class TokenSession:
         self._key = (os.path.realpath(module_path), token_label)
         self._keys: dict[str, Any] = {}
         self._closed = False
+        self.sign_observer: Callable[[float], None] | None = None  # seconds per signature (service metrics)
         digest = hashlib.sha256(pin.encode()).digest()
         with self._lock:
             login = _logins.get(self._key)
@@ -235,8 +237,12 @@ class TokenSession:
 
     def sign(self, label: str, data: bytes, scheme: SignatureScheme) -> bytes:
         key = self._private(label)
+        started = time.perf_counter()
         with self._lock, translated(f"sign with {label!r}"):
-            return sign_with(key, data, scheme)
+            signature = sign_with(key, data, scheme)
+        if self.sign_observer is not None:
+            self.sign_observer(time.perf_counter() - started)
+        return signature
 
     def delete_key(self, label: str) -> None:
         """Destroy both halves of a key pair (used for demo holder keys and ceremonies that fail midway)."""
