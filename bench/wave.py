@@ -55,11 +55,15 @@ def _station_csrs(home: BenchHome, index: int, count: int) -> list[str]:
         station.close()
 
 
-def _worker(params: dict[str, Any], index: int, done: Synchronized[int], out: Any) -> None:
+def _worker(params: dict[str, Any], index: int, done: Synchronized[int], opened: Any, out: Any) -> None:
     try:
         home = BenchHome(params["home"])
         settings = home.settings(params["algorithm"], database_url=params.get("database_url"), prefix=params["prefix"])
         rt = open_runtime(settings)
+        # SoftHSM reads its token directory at C_Initialize; a token file another process is rewriting at that
+        # moment (a worker generating its station keys) is skipped, and the token is then "not found". Every
+        # worker has initialised the module before any of them writes to a token.
+        opened.wait(timeout=120)
         publisher = BackgroundPublisher(rt.crl_publication, settings.crl_coalesce_seconds, settings.crl_check_seconds)
         rt.publisher = publisher  # as in a service worker: revocations published coalesced, off the renewal path
         publisher.start()
@@ -111,13 +115,14 @@ def run_wave(ctx: BenchContext, backend: str, database_url: str | None, prefix: 
     token = in_child(f"{seed_actors.__module__}:seed_actors", seed)["municipal_staff"]
     context = mp_context()
     done = context.Value("q", 0)
+    opened = context.Barrier(PROCESSES)
     shares = [renewals // PROCESSES + (1 if i < renewals % PROCESSES else 0) for i in range(PROCESSES)]
     pipes, procs = [], []
     for index, share in enumerate(shares):
         parent, child = context.Pipe()
         params = {**seed, "token": token, "renewals": share, "residents": max(1, min(share // 4, 50)),
                   "keys": 2 if ctx.quick else KEY_POOL}  # fmt: skip
-        proc = context.Process(target=_worker, args=(params, index, done, child), daemon=True)
+        proc = context.Process(target=_worker, args=(params, index, done, opened, child), daemon=True)
         proc.start()
         pipes.append(parent)
         procs.append(proc)
