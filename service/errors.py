@@ -142,3 +142,7 @@ class CheckpointNumberTaken(ServiceError):
 
 class CrlNumberTaken(ServiceError):
     """A CRL with that number is already stored for that issuer (publication ran without its lock)."""
+
+
+class NotAnchored(ServiceError):
+    """No signed checkpoint with a Merkle tree head covers the record yet (or the stored tree does not match it)."""

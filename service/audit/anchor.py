@@ -16,13 +16,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from hsm import KeyAlgorithm, TokenSession
 from hsm.key_rules import audit_entry
-from hsm.signing import default_scheme
-from service.audit.checkpoint import Checkpoint, first_prev, key_sha256
+from hsm.signing import SignatureScheme, default_scheme
+from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, tree_root
+from service.audit.note import TreeHead, signed_note
 from service.db.audit_store import AuditStore
 from service.errors import (
     AuditKeyMissing,
@@ -99,6 +101,12 @@ class AuditAnchor:
     label: str
     store: AuditStore
     file: Path
+    origin: str = "koshin/audit"  # the log's name in its C2SP checkpoint notes
+
+    @property
+    def note_file(self) -> Path:
+        """The newest checkpoint as a C2SP signed note (``koshin audit note``), beside the JSON-lines file."""
+        return self.file.with_name("checkpoint.note")
 
     def public_key_der(self) -> bytes:
         if not self.session.has_key(self.label):
@@ -148,6 +156,7 @@ class AuditAnchor:
                 at=datetime.now(UTC).replace(microsecond=0),
                 prev=previous.digest() if previous else first_prev(),
                 key_sha256=fingerprint,
+                root=tree_root(self.store.record_hashes(position.head_seq)),  # O(records): the sequencer's job next
             )
             signed = replace(unsigned, signature=self.session.sign(self.label, unsigned.statement(), scheme))
             try:
@@ -157,12 +166,26 @@ class AuditAnchor:
                     raise
                 continue
             append_line(self.file, signed.line())
+            self._write_note(signed, scheme)
             return signed
         raise AssertionError("unreachable")
+
+    def _write_note(self, checkpoint: Checkpoint, scheme: SignatureScheme) -> None:
+        assert checkpoint.root is not None  # noqa: S101 - every checkpoint made here is version 2
+        head = TreeHead(self.origin, checkpoint.seq, bytes.fromhex(checkpoint.root))
+
+        def sign(data: bytes) -> bytes:
+            return self.session.sign(self.label, data, scheme)
+
+        text = signed_note(head, self.origin, self.public_key_der(), sign)
+        scratch = self.note_file.with_suffix(".tmp")
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(self.note_file)
 
     def stored(self, after: int = 0) -> list[Checkpoint]:
         return [Checkpoint.from_row(r) for r in self.store.checkpoints(after)]
 
 
 def audit_anchor(rt: Runtime) -> AuditAnchor:
-    return AuditAnchor(rt.session, audit_key_label(rt), rt.repo, audit_directory(rt) / "checkpoints.jsonl")
+    origin = f"{urlsplit(rt.settings.public_base_url).netloc or 'koshin'}/audit"
+    return AuditAnchor(rt.session, audit_key_label(rt), rt.repo, audit_directory(rt) / "checkpoints.jsonl", origin)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from service.audit.merkle import leaf_hash
+from service.audit.merkle import root as merkle_root
 from service.db.audit_chain import GENESIS
 from service.db.audit_models import AuditCheckpoint
 from service.errors import CheckpointMalformed
 
-CONTEXT = b"koshin audit checkpoint v1\n"
-VERSION = 1
+CONTEXT = b"koshin audit checkpoint v1\n"  # the signed statement's context line, the same for both versions
+VERSION = 2  # 2: with the Merkle tree head ``root``; 1 (before it) is still read and verified
 
 
 def key_sha256(spki_der: bytes) -> str:
@@ -50,11 +53,12 @@ class Checkpoint:
     prev: str
     key_sha256: str
     signature: bytes = b""
+    root: str | None = None  # hex RFC 9162 tree head over the leaf hashes of records 1..seq (None: version 1)
 
     def fields(self) -> dict[str, Any]:
         """What the signature covers."""
-        return {
-            "v": VERSION,
+        fields: dict[str, Any] = {
+            "v": 1 if self.root is None else VERSION,
             "number": self.number,
             "seq": self.seq,
             "hash": self.head_hash,
@@ -63,6 +67,9 @@ class Checkpoint:
             "prev": self.prev,
             "key": self.key_sha256,
         }
+        if self.root is not None:
+            fields["root"] = self.root
+        return fields
 
     def statement(self) -> bytes:
         """The exact bytes the audit key signs."""
@@ -81,8 +88,10 @@ class Checkpoint:
     def from_line(cls, line: str) -> Checkpoint:
         try:
             body = json.loads(line)
-            if body.get("v") != VERSION:
+            if body.get("v") not in (1, VERSION):
                 raise CheckpointMalformed(f"unknown checkpoint version {body.get('v')!r}")
+            if (body["v"] == VERSION) != ("root" in body):
+                raise CheckpointMalformed("a version 2 checkpoint has a tree root, a version 1 checkpoint none")
             return cls(
                 number=int(body["number"]),
                 seq=int(body["seq"]),
@@ -92,6 +101,7 @@ class Checkpoint:
                 prev=str(body["prev"]),
                 key_sha256=str(body["key"]),
                 signature=base64.b64decode(body["sig"], validate=True),
+                root=str(body["root"]) if "root" in body else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise CheckpointMalformed(f"not a checkpoint: {exc}") from exc
@@ -107,6 +117,7 @@ class Checkpoint:
             prev=row.prev,
             key_sha256=row.key_sha256,
             signature=bytes(row.signature),
+            root=row.tree_root,
         )
 
     def row(self) -> AuditCheckpoint:
@@ -119,7 +130,17 @@ class Checkpoint:
             prev=self.prev,
             key_sha256=self.key_sha256,
             signature=self.signature,
+            tree_root=self.root,
         )
+
+
+def record_leaves(record_hashes: Iterable[str]) -> list[bytes]:
+    """The Merkle tree's leaf hashes: RFC 9162 ``leaf_hash`` of each record's 32-byte SHA-256, in order."""
+    return [leaf_hash(bytes.fromhex(h)) for h in record_hashes]
+
+
+def tree_root(record_hashes: Iterable[str]) -> str:
+    return merkle_root(record_leaves(record_hashes)).hex()
 
 
 def first_prev() -> str:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service.audit import merkle
 from service.audit.anchor import audit_anchor
-from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, signature_valid
+from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, record_leaves, signature_valid
 from service.db import audit_chain as audit
 from service.db.audit_store import AuditStore
 from service.errors import CheckpointMalformed
@@ -53,6 +54,43 @@ class _Problem:
     record: int | None = None
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """What the verified chain offers the checkpoints: its length, the hashes of the records they name, and the
+    Merkle tree over every record."""
+
+    records: int
+    hashes: dict[int, str]
+    leaves: list[bytes]
+    roots: dict[int, str]  # tree size -> head, for every size a checkpoint names (one pass over the leaves)
+
+    @classmethod
+    def of(cls, records: int, hashes: dict[int, str], leaves: list[bytes]) -> _Chain:
+        sizes, roots, frontier = set(hashes), {}, merkle.Frontier()
+        for leaf in leaves:
+            frontier.append(leaf)
+            if frontier.size in sizes:
+                roots[frontier.size] = frontier.root().hex()
+        return cls(records, hashes, leaves, roots)
+
+    def root(self, size: int) -> str | None:
+        return self.roots.get(size)
+
+
+def _against_tree(c: Checkpoint, chain: _Chain, name: str, previous: Checkpoint | None) -> _Problem | None:
+    """A version-2 checkpoint's tree head is the tree's at its size, and consistent with the previous one's."""
+    if c.root is None:
+        return None
+    if chain.root(c.seq) != c.root:
+        return _Problem(f"the Merkle tree of records 1-{c.seq} is not the one {name} signed", c.seq)
+    if previous is not None and previous.root is not None:
+        proof = merkle.consistency_proof(previous.seq, chain.leaves[: c.seq])
+        if not merkle.verify_consistency(previous.seq, c.seq, bytes.fromhex(previous.root), bytes.fromhex(c.root),
+                                         proof):  # fmt: skip
+            return _Problem(f"{name} is not consistent with checkpoint {previous.number}: the log forked", c.seq)
+    return None
+
+
 def _against_chain(c: Checkpoint, records: int, hashes: dict[int, str], name: str) -> _Problem | None:
     at = c.at.isoformat()
     if c.records != c.seq:
@@ -79,7 +117,7 @@ def _signed(c: Checkpoint, spki_der: bytes, name: str) -> _Problem | None:
     return None
 
 
-def _stored(series: Sequence[Checkpoint], spki_der: bytes, records: int, hashes: dict[int, str]) -> _Problem | None:
+def _stored(series: Sequence[Checkpoint], spki_der: bytes, chain: _Chain) -> _Problem | None:
     previous: Checkpoint | None = None
     for expected, c in enumerate(series, 1):
         name = f"checkpoint {c.number}"
@@ -92,7 +130,7 @@ def _stored(series: Sequence[Checkpoint], spki_der: bytes, records: int, hashes:
             return _Problem(f"{name} does not link to checkpoint {expected - 1}")
         if previous is not None and c.seq < previous.seq:
             return _Problem(f"{name} signed fewer records than checkpoint {previous.number}")
-        found = _against_chain(c, records, hashes, name)
+        found = _against_chain(c, chain.records, chain.hashes, name) or _against_tree(c, chain, name, previous)
         if found:
             return found
         previous = c
@@ -100,12 +138,12 @@ def _stored(series: Sequence[Checkpoint], spki_der: bytes, records: int, hashes:
 
 
 def _copied(
-    copies: Iterable[CopiedCheckpoint], stored: dict[int, Checkpoint], spki_der: bytes, records: int,
-    hashes: dict[int, str],
-) -> _Problem | None:  # fmt: skip
+    copies: Iterable[CopiedCheckpoint], stored: dict[int, Checkpoint], spki_der: bytes, chain: _Chain
+) -> _Problem | None:
     for copy in copies:
         c, name = copy.checkpoint, f"checkpoint {copy.checkpoint.number} ({copy.where})"
-        found = _signed(c, spki_der, name) or _against_chain(c, records, hashes, name)
+        found = (_signed(c, spki_der, name) or _against_chain(c, chain.records, chain.hashes, name)
+                 or _against_tree(c, chain, name, None))  # fmt: skip
         if found:
             return found
         if c.number not in stored:
@@ -122,15 +160,15 @@ def verify_anchored(
     audit public key (None: there is none, which is only fine while there are no checkpoints)."""
     wanted = {c.seq for c in series} | {c.checkpoint.seq for c in copies}
     hashes: dict[int, str] = {}
-    chain = store.verify_chain(wanted, hashes)
+    every: list[str] = []
+    chain = store.verify_chain(wanted, hashes, every)
     if not chain.intact or not (series or copies):
         return chain
     if spki_der is None:
         count = len(series) or len(copies)
         return replace(chain, problem=f"the audit key is missing: {count} checkpoints cannot be verified")
-    found = _stored(series, spki_der, chain.records, hashes) or _copied(
-        copies, {c.number: c for c in series}, spki_der, chain.records, hashes
-    )
+    tree = _Chain.of(chain.records, hashes, record_leaves(every))
+    found = _stored(series, spki_der, tree) or _copied(copies, {c.number: c for c in series}, spki_der, tree)
     if found:
         return replace(chain, first_broken=found.record, problem=found.message)
     return replace(chain, checkpoints=len(series), anchored=max((c.seq for c in series), default=0))

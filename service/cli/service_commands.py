@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from pydantic import ValidationError
 
 from service.audit.anchor import audit_anchor, public_key_pem
+from service.audit.proofs import prove
 from service.audit.verification import verify_installation
 from service.cli.context import console, operator, print_json, runtime
+from service.errors import NotAnchored
 from service.flows.reconciliation import reconcile
 from service.flows.registry import import_registry
 from service.flows.registry_document import RegistryDocument
@@ -155,6 +157,25 @@ def checkpoint() -> None:
     with runtime() as rt:
         made = audit_anchor(rt).checkpoint()
     console.out(made.line(), highlight=False)
+
+
+@audit.command("prove")
+def prove_record(record: Annotated[int, typer.Argument(help="The record's sequence number.")]) -> None:
+    """Print an RFC 9162 inclusion proof of one record against the newest signed checkpoint covering it (JSON:
+    the record's hash, its audit path, and the signed checkpoint line to check it against)."""
+    with runtime() as rt:
+        proof = prove(audit_anchor(rt), record)
+    print_json(proof.document())
+
+
+@audit.command("note")
+def checkpoint_note() -> None:
+    """Print the newest checkpoint as a C2SP tlog-checkpoint signed note (origin, tree size, tree head)."""
+    with runtime() as rt:
+        path = audit_anchor(rt).note_file
+    if not path.exists():
+        raise NotAnchored("no checkpoint note yet: run `koshin audit checkpoint`")
+    console.out(path.read_text(encoding="utf-8").rstrip("\n"), highlight=False)
 
 
 @audit.command("checkpoints")

@@ -129,9 +129,13 @@ class ChainReport:
         return self.problem is None
 
 
-def verify(session: Session, wanted: Collection[int] = (), found: dict[int, str] | None = None) -> ChainReport:
+def verify(
+    session: Session, wanted: Collection[int] = (), found: dict[int, str] | None = None,
+    every: list[str] | None = None,
+) -> ChainReport:  # fmt: skip
     """Recompute every hash in order; report the first record whose link or content does not hold. The hashes
-    of the records numbered in ``wanted`` are put in ``found`` on the way (for the checkpoints)."""
+    of the records numbered in ``wanted`` are put in ``found`` on the way (for the checkpoints), and every
+    verified record's hash, in order, in ``every`` (the leaves of the Merkle tree)."""
     previous, expected_seq, count = GENESIS, 1, 0
     want = set(wanted)
     for record in session.exec(select(AuditRecord).order_by(AuditRecord.seq)):  # type: ignore[arg-type]
@@ -145,6 +149,8 @@ def verify(session: Session, wanted: Collection[int] = (), found: dict[int, str]
             return ChainReport(count, seq, f"record {seq} was altered (its hash does not match its content)")
         if found is not None and seq in want:
             found[seq] = record.hash
+        if every is not None:
+            every.append(record.hash)
         previous, expected_seq = record.hash, expected_seq + 1
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq != count or head.hash != previous):

@@ -48,3 +48,4 @@ class AuditCheckpoint(SQLModel, table=True):
     prev: str = Field(max_length=64)  # SHA-256 of the previous checkpoint's signed statement
     key_sha256: str = Field(max_length=64)  # SHA-256 of the audit key's SubjectPublicKeyInfo
     signature: bytes
+    tree_root: str | None = Field(default=None, max_length=64)  # RFC 9162 head over records 1..seq (version 2)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 
 from service.db import audit_chain as audit
-from service.db.audit_models import AuditCheckpoint, AuditHead
+from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
 from service.db.repository import Repository
 from service.errors import CheckpointNumberTaken
 
@@ -44,8 +44,16 @@ class AuditStore(Repository):
             query = select(AuditCheckpoint).where(col(AuditCheckpoint.number) > after)
             return list(session.exec(query.order_by(col(AuditCheckpoint.number))))
 
-    def verify_chain(self, wanted: Collection[int] = (), found: dict[int, str] | None = None) -> audit.ChainReport:
+    def verify_chain(
+        self, wanted: Collection[int] = (), found: dict[int, str] | None = None, every: list[str] | None = None
+    ) -> audit.ChainReport:
         """Recompute the chain (service.audit.verify); the hashes of the records numbered in ``wanted`` go to
-        ``found``."""
+        ``found``, every record's hash in order to ``every``."""
         with self._read() as session:
-            return audit.verify(session, wanted, found)
+            return audit.verify(session, wanted, found, every)
+
+    def record_hashes(self, upto: int) -> list[str]:
+        """The hashes of records 1..``upto`` in order: the leaves a checkpoint's tree head covers."""
+        query = select(AuditRecord.hash).where(col(AuditRecord.seq) <= upto).order_by(col(AuditRecord.seq))
+        with self._read() as session:
+            return list(session.exec(query))

@@ -3,6 +3,7 @@ tampering that the hash chain alone cannot see, off-host copies, and the audit k
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -99,7 +100,14 @@ def _rewind(cli: Home, keep: int) -> None:
 def test_checkpoint_is_printed_stored_and_appended(home: Home) -> None:
     line = home.ok("audit", "checkpoint").strip()
     body = json.loads(line)
-    assert body["v"] == 1 and body["seq"] == body["records"] >= 5 and len(body["hash"]) == 64
+    assert body["v"] == 2 and body["seq"] == body["records"] >= 5 and len(body["hash"]) == 64
+    assert len(body["root"]) == 64  # the Merkle tree head of records 1..seq
+    proof = json.loads(home.ok("audit", "prove", "3"))
+    assert proof["leaf_index"] == 2 and proof["tree_size"] == body["seq"] and proof["root"] == body["root"]
+    assert proof["checkpoint"] == line and len(proof["path"]) >= 1
+    note = home.ok("audit", "note").splitlines()
+    assert note[1:3] == [str(body["seq"]), base64.b64encode(bytes.fromhex(body["root"])).decode()]
+    assert note[3] == "" and note[4].startswith(f"\u2014 {note[0]} ")  # C2SP tlog-checkpoint, signed note
     assert line in (home.home / "audit" / "checkpoints.jsonl").read_text().splitlines()
     assert line in home.ok("audit", "checkpoints").splitlines()
 
