@@ -1,6 +1,6 @@
 """Scenario ``ocsp``: OCSP responses per second from the responder core with its status lookup in the
-database: freshly signed on the token (requests with a nonce) and pre-signed (nonce-less requests answered
-from ``ca.ocsp_cache`` while the response is inside its validity). One process each."""
+database: freshly signed on the token (requests with a nonce) and pre-signed (nonce-less requests answered from the
+responder's pre-signed responses, the status still read for each). One process each."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from bench.workers import Operation, measure
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.ocsp import ocsp_request_der
-from ca.ocsp_cache import CachedOcspResponder
 from ca.profiles import AssuranceLevel
 from service.flows.issuance import issue_for_operator
 from service.runtime import open_runtime
@@ -34,7 +33,7 @@ def setup(params: dict[str, Any], index: int) -> Operation:
     ]
     fresh = params["mode"] == "fresh"
     requests = cycle([ocsp_request_der(c, issuer, nonce=fresh) for c in certs])
-    responder = rt.ocsp if fresh else CachedOcspResponder(rt.ocsp)
+    responder = rt.ocsp
     for _ in range(0 if fresh else CERTIFICATES):
         responder.respond(next(requests))  # pre-sign
 

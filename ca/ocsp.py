@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -121,6 +122,20 @@ _CERT_STATUS = {
 
 
 @dataclass(frozen=True)
+class OcspAnswer:
+    """An answer and its validity (None for the unsigned ones); ``cached``: a response signed for an earlier
+    request with the same status, served again."""
+
+    der: bytes
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    cached: bool = False
+
+
+_CacheKey = tuple[str, bytes, bytes, int]  # the CertID: hash algorithm, issuerNameHash, issuerKeyHash, serial
+
+
+@dataclass(frozen=True)
 class _Parsed:
     request: ocsp.OCSPRequest
     algorithm: hashes.HashAlgorithm
@@ -142,17 +157,26 @@ class OcspResponder:
       nextUpdate = now + validity, the CertID echoed as received, and the request's nonce echoed (RFC 8954:
       1 to 32 octets; a request with an empty or longer nonce is ``malformedRequest``).
     Request signatures (optional in RFC 6960) are not checked: the answers are public data.
+
+    Pre-signed answers (RFC 5019): the signed response to a nonce-less request is kept (at most ``cache_entries``,
+    the oldest dropped first) and served again to the same CertID while its status is the one it was signed for
+    and the response is in the first half of its validity. The status is looked up for every request, as before
+    (one indexed read of the certificate row), so a revocation committed by any worker or node is answered at
+    once: only the signature is saved, never the look-up. A request with a nonce is always signed afresh.
     """
 
     def __init__(
-        self, issuers: Sequence[OcspIssuer], lookup: StatusLookup, validity: timedelta = timedelta(hours=1)
-    ) -> None:
+        self, issuers: Sequence[OcspIssuer], lookup: StatusLookup, validity: timedelta = timedelta(hours=1),
+        cache_entries: int = 20_000,
+    ) -> None:  # fmt: skip
         if validity <= timedelta(0):
             raise OcspConfigurationError("the response validity must be positive")
         names = [issuer.name for issuer in issuers]
         if len(set(names)) != len(names):
             raise OcspConfigurationError(f"duplicate issuer names: {names}")
         self._lookup, self._validity = lookup, validity
+        self._cache: dict[_CacheKey, tuple[StatusAnswer, OcspAnswer]] = {}
+        self._cache_entries, self._cache_lock = cache_entries, threading.Lock()
         self._by_cert_id: dict[tuple[str, bytes, bytes], OcspIssuer] = {}
         for issuer in issuers:
             _check_issuer(issuer)
@@ -163,19 +187,44 @@ class OcspResponder:
     def respond(self, request_der: bytes, now: datetime | None = None, *, issuer_name: str | None = None) -> bytes:
         """The DER OCSPResponse answering ``request_der`` at ``now`` (default: the current time). With
         ``issuer_name`` (the CA of the URL path) a request about another CA's certificate is ``unauthorized``."""
+        return self.answer(request_der, now, issuer_name=issuer_name).der
+
+    def answer(self, request_der: bytes, now: datetime | None = None, *, issuer_name: str | None = None) -> OcspAnswer:
+        """``respond``, with the response's validity and whether it was served from the pre-signed ones."""
         parsed = self._parse(request_der)
         if parsed is None:
-            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+            return OcspAnswer(_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST))
         request = parsed.request
         issuer = self._by_cert_id.get((parsed.algorithm.name, request.issuer_name_hash, request.issuer_key_hash))
         if issuer is None or (issuer_name is not None and issuer.name != issuer_name):
-            return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+            return OcspAnswer(_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED))
+        moment = _utc_seconds(now or datetime.now(UTC))
+        key = (parsed.algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number)
         try:
-            answer = self._lookup(issuer.name, request.serial_number)
-            return self._sign(issuer, parsed, answer, _utc_seconds(now or datetime.now(UTC)))
+            status = self._lookup(issuer.name, request.serial_number)
+            if parsed.nonce is None and (hit := self._presigned(key, status, moment)) is not None:
+                return hit
+            signed = OcspAnswer(self._sign(issuer, parsed, status, moment), moment, moment + self._validity)
         except Exception:
             log.exception("OCSP: cannot answer for serial %x of %s", request.serial_number, issuer.name)
-            return _unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+            return OcspAnswer(_unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR))
+        if parsed.nonce is None:
+            with self._cache_lock:
+                if len(self._cache) >= self._cache_entries and key not in self._cache:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = (status, signed)
+        return signed
+
+    def _presigned(self, key: _CacheKey, status: StatusAnswer, moment: datetime) -> OcspAnswer | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is None or hit[0] != status:
+            return None
+        signed = hit[1]
+        assert signed.this_update is not None  # noqa: S101 - only signed answers are kept
+        if not signed.this_update <= moment < signed.this_update + self._validity / 2:
+            return None
+        return replace(signed, cached=True)
 
     @staticmethod
     def _parse(request_der: bytes) -> _Parsed | None:

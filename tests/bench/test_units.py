@@ -13,13 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ca import pkix_lint
 from ca.crl import REASONS, RevokedEntry, build_crl
-from ca.ocsp import CertStatusKind, StatusAnswer, ocsp_request_der
-from ca.ocsp_cache import CachedOcspResponder
 from ca.signing import SigningKey, throwaway_key
 from hsm import KeyAlgorithm
 from tests.support.ocsp import Setup, _setup
@@ -72,44 +69,6 @@ def test_the_dispatch_index_runs_every_validator_on_the_nodes_pkilint_would(
 @pytest.fixture(scope="module")
 def setup() -> Setup:
     return _setup(KeyAlgorithm.P256)
-
-
-def _counting(setup: Setup, status: dict[int, StatusAnswer]) -> tuple[CachedOcspResponder, list[Any]]:
-    def lookup(_issuer: str, serial: int) -> StatusAnswer:
-        return status.get(serial, StatusAnswer(CertStatusKind.GOOD))
-
-    setup.signer.signed.clear()
-    return CachedOcspResponder(setup.responder(lookup)), setup.signer.signed
-
-
-def test_a_nonce_less_request_is_answered_from_the_cache_inside_the_validity(setup: Setup) -> None:
-    cached, signed = _counting(setup, {})
-    request = ocsp_request_der(setup.leaf, setup.ca, nonce=False)
-    first = cached.respond(request, NOW)
-    assert cached.respond(request, NOW + timedelta(minutes=30)) == first
-    assert len(signed) == 1
-    later = cached.respond(request, NOW + timedelta(minutes=55))  # within refresh_before of nextUpdate: re-signed
-    assert later != first and len(signed) == 2
-
-
-def test_a_request_with_a_nonce_is_always_signed_afresh(setup: Setup) -> None:
-    cached, signed = _counting(setup, {})
-    request = ocsp_request_der(setup.leaf, setup.ca, nonce=True)
-    cached.respond(request, NOW)
-    cached.respond(request, NOW)
-    assert len(signed) == 2
-
-
-def test_forget_drops_a_cached_answer_when_the_status_changes(setup: Setup) -> None:
-    status: dict[int, StatusAnswer] = {}
-    cached, _ = _counting(setup, status)
-    request = ocsp_request_der(setup.leaf, setup.ca, nonce=False)
-    good = ocsp.load_der_ocsp_response(cached.respond(request, NOW))
-    assert good.certificate_status is ocsp.OCSPCertStatus.GOOD
-    status[setup.leaf.serial_number] = StatusAnswer(CertStatusKind.REVOKED, revoked_at=NOW)
-    cached.forget(setup.leaf.serial_number)
-    revoked = ocsp.load_der_ocsp_response(cached.respond(request, NOW))
-    assert revoked.certificate_status is ocsp.OCSPCertStatus.REVOKED
 
 
 def _reference_crl(issuer: x509.Certificate, key: Any, entries: list[RevokedEntry], number: int) -> bytes:

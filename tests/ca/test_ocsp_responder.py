@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from asn1crypto import ocsp as asn1_ocsp
@@ -186,3 +187,64 @@ def test_inconsistent_issuers_are_refused() -> None:
         OcspResponder([s.issuer, s.issuer], good)
     with pytest.raises(OcspConfigurationError, match="positive"):
         OcspResponder([s.issuer], good, timedelta(0))
+
+
+# -- pre-signed answers (RFC 5019): the signature saved, never the status look-up --------------------------------
+
+
+def _counting(setup: Setup, status: dict[int, StatusAnswer]) -> tuple[OcspResponder, list[Any], list[int]]:
+    looked_up: list[int] = []
+
+    def lookup(_issuer: str, serial: int) -> StatusAnswer:
+        looked_up.append(serial)
+        return status.get(serial, StatusAnswer(CertStatusKind.GOOD))
+
+    setup.signer.signed.clear()
+    return setup.responder(lookup), setup.signer.signed, looked_up
+
+
+def test_a_nonce_less_request_is_answered_pre_signed_in_the_first_half_of_the_validity(setup: Setup) -> None:
+    responder, signed, looked_up = _counting(setup, {})
+    request = ocsp_request_der(setup.leaf, setup.ca, nonce=False)
+    first = responder.answer(request, NOW)
+    assert not first.cached and first.this_update == NOW and first.next_update == NOW + timedelta(hours=1)
+    again = responder.answer(request, NOW + timedelta(minutes=29))
+    assert again.cached and again.der == first.der
+    assert len(signed) == 1 and len(looked_up) == 2  # the status was read both times
+    later = responder.answer(request, NOW + timedelta(minutes=31))  # past half the validity: signed again
+    assert not later.cached and later.der != first.der and len(signed) == 2
+    assert responder.answer(request, NOW - timedelta(minutes=1)).cached is False  # never one from the future
+
+
+def test_a_request_with_a_nonce_is_always_signed_afresh(setup: Setup) -> None:
+    responder, signed, _ = _counting(setup, {})
+    request = ocsp_request_der(setup.leaf, setup.ca, nonce=True)
+    assert not responder.answer(request, NOW).cached
+    assert not responder.answer(request, NOW).cached
+    assert len(signed) == 2
+
+
+def test_a_status_change_is_answered_at_once_without_telling_the_responder(setup: Setup) -> None:
+    """What makes the pre-signed answers safe across workers and nodes: nothing needs invalidating, because
+    each request reads the status from the store and a different status never matches the kept response."""
+    status: dict[int, StatusAnswer] = {}
+    responder, signed, _ = _counting(setup, status)
+    request = ocsp_request_der(setup.leaf, setup.ca, nonce=False)
+    good = ocsp.load_der_ocsp_response(responder.respond(request, NOW))
+    assert good.certificate_status is ocsp.OCSPCertStatus.GOOD
+    status[setup.leaf.serial_number] = StatusAnswer(CertStatusKind.REVOKED, revoked_at=NOW)  # another node's write
+    revoked = responder.answer(request, NOW + timedelta(seconds=1))
+    assert not revoked.cached
+    assert ocsp.load_der_ocsp_response(revoked.der).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert responder.answer(request, NOW + timedelta(seconds=2)).cached  # and the revoked one is kept in turn
+    assert len(signed) == 2
+
+
+def test_the_pre_signed_answers_are_bounded(setup: Setup) -> None:
+    responder = OcspResponder([setup.issuer], lambda _name, _serial: StatusAnswer(CertStatusKind.GOOD),
+                              cache_entries=2)  # fmt: skip
+    requests = [ocsp_request_der(setup.leaf, setup.ca, nonce=False, algorithm=h) for h in CERT_ID_HASHES[:3]]
+    for request in requests:
+        responder.answer(request, NOW)
+    assert responder.answer(requests[2], NOW).cached
+    assert not responder.answer(requests[0], NOW).cached  # the oldest was dropped for the third

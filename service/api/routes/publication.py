@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -13,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ca.errors import RequestMalformed, RequestUnsupported
 from ca.hierarchy import TSA_NAME
+from ca.ocsp import OcspAnswer
 from ca.tsa import MAX_REQUEST_OCTETS, failure_response
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
@@ -25,6 +29,7 @@ from service.policy.model import Role
 
 router = APIRouter()
 OCSP_MEDIA = "application/ocsp-response"
+CDN_MAX_AGE = 60  # seconds: how long an edge cache may keep an answer (at most until its nextUpdate)
 TSQ_MEDIA, TSR_MEDIA = "application/timestamp-query", "application/timestamp-reply"
 Auditors = Annotated[Actor, Depends(require(Role.AUDITOR))]
 
@@ -66,9 +71,9 @@ def chain(rt: RuntimeDep) -> Response:
 async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 over HTTP POST (application/ocsp-request)."""
     name = _issuing_name(rt, ca)
-    body = await request.body()
-    OCSP_RESPONSES.labels(name, "signed").inc()
-    return Response(rt.ocsp.respond(body, issuer_name=name), media_type=OCSP_MEDIA)
+    answer = rt.ocsp.answer(await request.body(), issuer_name=name)
+    OCSP_RESPONSES.labels(name, "cached" if answer.cached else "signed").inc()
+    return Response(answer.der, media_type=OCSP_MEDIA)
 
 
 @router.get("/ocsp/{ca}/{encoded:path}", tags=["publication"], response_class=Response)
@@ -81,9 +86,23 @@ def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=altchars, validate=False)
     except (binascii.Error, ValueError):
         der = b""
-    OCSP_RESPONSES.labels(name, "signed").inc()
-    return Response(rt.ocsp.respond(der, issuer_name=name), media_type=OCSP_MEDIA,
-                    headers={"Cache-Control": "max-age=60"})  # fmt: skip
+    answer = rt.ocsp.answer(der, issuer_name=name)
+    OCSP_RESPONSES.labels(name, "cached" if answer.cached else "signed").inc()
+    return Response(answer.der, media_type=OCSP_MEDIA, headers=_http_caching(answer))
+
+
+def _http_caching(answer: OcspAnswer) -> dict[str, str]:
+    """RFC 5019 section 6.2 for a CDN in front: a signed answer is cacheable until its nextUpdate, capped at
+    CDN_MAX_AGE so an edge never serves a "good" much past a revocation; an unsigned error is not cached."""
+    if answer.this_update is None or answer.next_update is None:
+        return {"Cache-Control": "no-store"}
+    left = int((answer.next_update - datetime.now(UTC)).total_seconds())
+    return {
+        "Cache-Control": f"max-age={max(0, min(CDN_MAX_AGE, left))}, public, no-transform, must-revalidate",
+        "Last-Modified": format_datetime(answer.this_update, usegmt=True),
+        "Expires": format_datetime(answer.next_update, usegmt=True),
+        "ETag": f'"{hashlib.sha256(answer.der).hexdigest()[:32]}"',
+    }
 
 
 async def _capped_body(request: Request, limit: int) -> bytes | None:

@@ -72,7 +72,7 @@ def test_a_refusal_counts_its_problem_type_and_route_template_not_the_path(api: 
     assert secret_number not in text  # a label never holds a value from the path
 
 
-def test_an_ocsp_answer_is_counted_per_ca(api: Api) -> None:
+def test_ocsp_get_is_pre_signed_cacheable_and_a_revocation_is_answered_at_once(api: Api) -> None:
     resident = api.new_resident()
     issued = api.issue(resident)
     assert issued.status_code == 201, issued.text
@@ -80,13 +80,27 @@ def test_an_ocsp_answer_is_counted_per_ca(api: Api) -> None:
     chain = x509.load_pem_x509_certificates(api.client.get("/v1/ca/chain").content)
     issuer = next(c for c in chain if c.subject == certificate.issuer)
     request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA1()).build()  # noqa: S303
-    encoded = base64.b64encode(request.public_bytes(Encoding.DER)).decode()
+    url = f"/ocsp/signature/{base64.b64encode(request.public_bytes(Encoding.DER)).decode()}"
+    labels = {"ca": "signature"}
     before = scrape(api)
-    assert api.client.get(f"/ocsp/signature/{encoded}").status_code == 200
+    first, second = api.client.get(url), api.client.get(url)
     after = scrape(api)
-    labels = {"ca": "signature", "source": "signed"}
-    assert value(after, "koshin_ocsp_responses_total", **labels) - value(before, "koshin_ocsp_responses_total",
-                                                                         **labels) == 1  # fmt: skip
+    assert first.status_code == second.status_code == 200
+    assert second.content == first.content and second.headers["etag"] == first.headers["etag"]  # pre-signed
+    assert ocsp.load_der_ocsp_response(first.content).certificate_status is ocsp.OCSPCertStatus.GOOD
+    control = first.headers["cache-control"]
+    assert control.startswith("max-age=") and int(control.split(",")[0].split("=")[1]) <= 60, control
+    assert "public" in control and first.headers["last-modified"] and first.headers["expires"]
+    grew = {source: value(after, "koshin_ocsp_responses_total", source=source, **labels)
+            - value(before, "koshin_ocsp_responses_total", source=source, **labels)
+            for source in ("signed", "cached")}  # fmt: skip
+    assert grew == {"signed": 1, "cached": 1}
+    serial = issued.json()["serial"]
+    revoked = api.post(f"/v1/certificates/{serial}/revoke", "municipal_staff", {"reason": "keyCompromise"})
+    assert revoked.status_code == 200, revoked.text
+    third = api.client.get(url)  # nothing told the responder: the status it reads changed
+    assert ocsp.load_der_ocsp_response(third.content).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert third.headers["etag"] != first.headers["etag"]
 
 
 def test_state_gauges_are_read_at_scrape_time(api: Api) -> None:

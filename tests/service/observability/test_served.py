@@ -3,6 +3,7 @@ samples do not outlive it, and the log is JSON lines with the correlation id and
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -10,6 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_softhsm
@@ -82,3 +87,26 @@ def test_the_log_is_json_lines_with_the_correlation_id_and_no_personal_data(serv
     assert RESIDENT not in text  # the resident number was in the path, never in the log
     for secret in served.tokens.values():
         assert secret not in text
+
+
+def test_a_revocation_is_answered_revoked_by_every_worker_at_once(served: Served) -> None:
+    """Both workers keep pre-signed OCSP answers of their own; neither is told of the revocation, and neither
+    answers "good" after it, because each reads the status for every request."""
+    with served.client() as http:
+        serial = served.issue(http, holder_csr_pem())
+        certificate = x509.load_pem_x509_certificate(http.get(f"/v1/certificates/{serial}").json()["certificate_pem"]
+                                                     .encode())  # fmt: skip
+        chain = x509.load_pem_x509_certificates(http.get("/v1/ca/chain").content)
+        issuer = next(c for c in chain if c.subject == certificate.issuer)
+        request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA1()).build()  # noqa: S303
+        url = f"/ocsp/signature/{base64.b64encode(request.public_bytes(Encoding.DER)).decode()}"
+
+        def statuses(count: int) -> set[ocsp.OCSPCertStatus]:
+            with ThreadPoolExecutor(4) as pool:  # concurrent, so both workers answer
+                answers = list(pool.map(lambda _: httpx.get(served.base + url, timeout=30).content, range(count)))
+            return {ocsp.load_der_ocsp_response(a).certificate_status for a in answers}
+
+        assert statuses(16) == {ocsp.OCSPCertStatus.GOOD}
+        revoked = http.post(f"/v1/certificates/{serial}/revoke", json={"reason": "keyCompromise"})
+        assert revoked.status_code == 200, revoked.text
+        assert statuses(16) == {ocsp.OCSPCertStatus.REVOKED}
