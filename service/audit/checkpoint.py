@@ -149,20 +149,21 @@ def first_prev() -> str:
 
 
 def signature_valid(spki_der: bytes, checkpoint: Checkpoint) -> bool:
+    return audit_signature_valid(spki_der, checkpoint.signature, checkpoint.statement())
+
+
+def audit_signature_valid(spki_der: bytes, signature: bytes, data: bytes) -> bool:
     """Verify with the public key as the token signs (hsm.signing.default_scheme): RSA PKCS#1 v1.5 with
-    SHA-256; ECDSA with SHA-256 on P-256 and SHA-384 on P-384."""
+    SHA-256; ECDSA with SHA-256 on P-256 and SHA-384 on P-384. Checkpoints and their signed notes both."""
     try:
         key = load_der_public_key(spki_der)
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    try:
         if isinstance(key, rsa.RSAPublicKey):
-            key.verify(checkpoint.signature, checkpoint.statement(), padding.PKCS1v15(), hashes.SHA256())
+            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(key, ec.EllipticCurvePublicKey):
             digest = hashes.SHA384() if key.curve.key_size >= 384 else hashes.SHA256()
-            key.verify(checkpoint.signature, checkpoint.statement(), ec.ECDSA(digest))
+            key.verify(signature, data, ec.ECDSA(digest))
         else:
             return False
-    except InvalidSignature:
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
         return False
     return True

@@ -21,11 +21,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from service.audit.checkpoint import audit_signature_valid
 from service.errors import CheckpointMalformed
 
 RSA_IDENTIFIER = b"koshin-rsa-pkcs1v15-sha256"
@@ -74,25 +73,10 @@ def open_note(note: str, name: str, spki_der: bytes) -> TreeHead:
             continue
         if raw[:4] != wanted:
             continue  # another key under the same name: ignored, as the specification says
-        if _verifies(spki_der, raw[4:], text.encode()):
+        if audit_signature_valid(spki_der, raw[4:], text.encode()):
             return _head(text)
         raise CheckpointMalformed(f"the signature of {name} does not verify (forged or altered note)")
     raise CheckpointMalformed(f"no signature of {name} with the audit key on the note")
-
-
-def _verifies(spki_der: bytes, signature: bytes, data: bytes) -> bool:
-    try:
-        key = load_der_public_key(spki_der)
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            digest = hashes.SHA384() if key.curve.key_size >= 384 else hashes.SHA256()
-            key.verify(signature, data, ec.ECDSA(digest))
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            return False
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
-        return False
-    return True
 
 
 def _head(text: str) -> TreeHead:

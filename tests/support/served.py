@@ -74,6 +74,16 @@ class Served:
     tokens: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def embedded(cls, root: Path, database_url: str | None = None, **env: str) -> Served:
+        """A server of its own on the embedded default under ``root``: P-256, a free port, ``database_url``
+        (None: the home's SQLite file) and any other ``KOSHIN_*`` settings in ``env``."""
+        cli, port = Cli(root / "home"), free_port()
+        cli.env.update(KOSHIN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", KOSHIN_CA_KEY_ALGORITHM="p256", **env)
+        if database_url is not None:
+            cli.env["KOSHIN_DATABASE_URL"] = database_url
+        return cls(cli, port, database_url, root / "serve.log")
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"

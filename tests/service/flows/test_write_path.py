@@ -26,10 +26,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from bench.pgserver import PgServer
 from tests.conftest import require_softhsm
-from tests.support.cli import Cli
 from tests.support.crl_wait import crl_number, wait_for_crl
 from tests.support.helpers import openssl, run
-from tests.support.served import Served, free_port, holder_csr_pem
+from tests.support.served import Served, holder_csr_pem
 
 pytestmark = pytest.mark.hsm
 REVOCATIONS = 44
@@ -39,17 +38,12 @@ KILL_ATTEMPTS = 12  # a kill lands between intent and outcome (a token signature
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     require_softhsm()
-    root = tmp_path_factory.mktemp(f"write-path-{request.param}")
-    cli = Cli(root / "home")
-    port = free_port()
-    cli.env.update(KOSHIN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", KOSHIN_CA_KEY_ALGORITHM="p256",
-                   KOSHIN_CRL_COALESCE_SECONDS="1")  # fmt: skip
     url = None
     if request.param == "postgresql":
         server: PgServer = request.getfixturevalue("pg_server")
         url = server.create_database(f"wp_{uuid.uuid4().hex[:10]}")
-        cli.env["KOSHIN_DATABASE_URL"] = url
-    served = Served(cli, port, url, root / "serve.log")
+    served = Served.embedded(tmp_path_factory.mktemp(f"write-path-{request.param}"), url,
+                             KOSHIN_CRL_COALESCE_SECONDS="1")  # fmt: skip
     served.setup()
     served.start()
     try:

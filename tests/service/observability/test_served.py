@@ -18,8 +18,7 @@ from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_softhsm
-from tests.support.cli import Cli
-from tests.support.served import RESIDENT, Served, free_port, holder_csr_pem
+from tests.support.served import RESIDENT, Served, holder_csr_pem
 
 pytestmark = pytest.mark.hsm  # runs `koshin` on the embedded SoftHSM
 ISSUED = 6
@@ -28,11 +27,7 @@ ISSUED = 6
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     require_softhsm()
-    root = tmp_path_factory.mktemp("observed")
-    cli = Cli(root / "home")
-    port = free_port()
-    cli.env.update(KOSHIN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", KOSHIN_CA_KEY_ALGORITHM="p256")
-    served = Served(cli, port, None, root / "serve.log")
+    served = Served.embedded(tmp_path_factory.mktemp("observed"))
     served.setup()
     served.start()
     try:

@@ -48,18 +48,13 @@ from tests.support.cmp_tools import HolderToken
 from tests.support.helpers import openssl, pkilint_errors, run
 from tests.support.pki_world import token_csr
 from tests.support.registry import REGISTRY
+from tests.support.served import free_port
 
 # Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
 pytestmark = pytest.mark.hsm
 
 KOSHIN = str(Path(sys.executable).parent / "koshin")
 START_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def curl() -> str:
@@ -137,7 +132,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     require_softhsm()
     work = tmp_path_factory.mktemp("tls")
     cli = Cli(work / "home")
-    port = _free_port()
+    port = free_port()
     cli.env["KOSHIN_PUBLIC_BASE_URL"] = f"https://127.0.0.1:{port}"  # OCSP, CRL and caIssuers over TLS too
     log = work / "serve.log"
     process = _start(cli, port, log, "koshin.test")
