@@ -135,6 +135,17 @@ class OcspAnswer:
 _CacheKey = tuple[str, bytes, bytes, int]  # the CertID: hash algorithm, issuerNameHash, issuerKeyHash, serial
 
 
+@dataclass
+class _Kept:
+    """A pre-signed answer, what it was signed for, and whether a request was served from it since."""
+
+    status: StatusAnswer
+    answer: OcspAnswer
+    issuer: OcspIssuer
+    parsed: _Parsed
+    used: bool = False
+
+
 @dataclass(frozen=True)
 class _Parsed:
     request: ocsp.OCSPRequest
@@ -175,7 +186,7 @@ class OcspResponder:
         if len(set(names)) != len(names):
             raise OcspConfigurationError(f"duplicate issuer names: {names}")
         self._lookup, self._validity = lookup, validity
-        self._cache: dict[_CacheKey, tuple[StatusAnswer, OcspAnswer]] = {}
+        self._cache: dict[_CacheKey, _Kept] = {}
         self._cache_entries, self._cache_lock = cache_entries, threading.Lock()
         self._by_cert_id: dict[tuple[str, bytes, bytes], OcspIssuer] = {}
         for issuer in issuers:
@@ -212,19 +223,50 @@ class OcspResponder:
             with self._cache_lock:
                 if len(self._cache) >= self._cache_entries and key not in self._cache:
                     self._cache.pop(next(iter(self._cache)))
-                self._cache[key] = (status, signed)
+                self._cache[key] = _Kept(status, signed, issuer, parsed)
         return signed
 
     def _presigned(self, key: _CacheKey, status: StatusAnswer, moment: datetime) -> OcspAnswer | None:
         with self._cache_lock:
             hit = self._cache.get(key)
-        if hit is None or hit[0] != status:
+        if hit is None or hit.status != status:
             return None
-        signed = hit[1]
+        signed = hit.answer
         assert signed.this_update is not None  # noqa: S101 - only signed answers are kept
         if not signed.this_update <= moment < signed.this_update + self._validity / 2:
             return None
+        hit.used = True
         return replace(signed, cached=True)
+
+    def refresh(self, now: datetime | None = None, *, ahead: timedelta = timedelta(minutes=5)) -> int:
+        """Sign again, ahead of time, every kept answer that requests used since it was signed and whose half
+        validity ends within ``ahead`` (the status read again); drop the unused ones. Run in the background
+        (service/publication/ocsp.py), so a requester never waits for the signature. Returns how many were
+        signed."""
+        moment = _utc_seconds(now or datetime.now(UTC))
+        with self._cache_lock:
+            due = [
+                (k, v)
+                for k, v in self._cache.items()
+                if v.answer.this_update is not None and v.answer.this_update + self._validity / 2 <= moment + ahead
+            ]
+        signed = 0
+        for key, kept in due:
+            if not kept.used:
+                with self._cache_lock:
+                    self._cache.pop(key, None)
+                continue
+            try:
+                status = self._lookup(kept.issuer.name, key[3])
+                der = self._sign(kept.issuer, kept.parsed, status, moment)
+            except Exception:
+                log.exception("OCSP: cannot sign ahead for serial %x of %s", key[3], kept.issuer.name)
+                continue
+            with self._cache_lock:
+                self._cache[key] = _Kept(status, OcspAnswer(der, moment, moment + self._validity), kept.issuer,
+                                         kept.parsed)  # fmt: skip
+            signed += 1
+        return signed
 
     @staticmethod
     def _parse(request_der: bytes) -> _Parsed | None:

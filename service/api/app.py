@@ -17,6 +17,7 @@ from service.audit.schedule import start_checkpointer
 from service.flows.reconciliation import reconcile
 from service.provisioning import provision, warm_up
 from service.publication.crl import BackgroundPublisher
+from service.publication.ocsp import OcspRefresher
 from service.runtime import Runtime, open_runtime
 from service.settings import Settings
 
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         previous, rt.publisher = rt.publisher, publisher  # a test's second app on one runtime gives it back
         publisher.start()
         checkpointer = start_checkpointer(rt)  # signed audit checkpoints: start-up, schedule, shutdown
+        refresher = OcspRefresher(rt.ocsp)  # pre-signed OCSP answers signed again before they are due
+        refresher.start()
         app.state.runtime = rt
         try:
             yield
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             publisher.stop()  # publishes what is still marked
             rt.publisher = previous
             checkpointer.stop()
+            refresher.stop()
             if runtime is None:
                 rt.close()
 

@@ -3,7 +3,10 @@ of a serial read from the certificate rows, so a revocation is answered as soon 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from cryptography import x509
 
@@ -13,6 +16,8 @@ from ca.ocsp import CertStatusKind, OcspIssuer, OcspResponder, StatusAnswer
 from hsm import TokenSession
 from service.db.models import CaRecord
 from service.db.repository import Repository, utc
+
+log = logging.getLogger("koshin.publication")
 
 
 def status_lookup(store: Repository) -> Callable[[str, int], StatusAnswer]:
@@ -48,3 +53,29 @@ def ocsp_responder(store: Repository, session: TokenSession, records: Sequence[C
             )
         )
     return OcspResponder(issuers, status_lookup(store))
+
+
+class OcspRefresher:
+    """Signs the worker's pre-signed OCSP answers again before half their validity ends (``OcspResponder.refresh``),
+    every ``interval`` seconds on a daemon thread, so a relying party never waits for the token: started and
+    stopped with the service (service/api/app.py), never inside a request."""
+
+    def __init__(self, responder: OcspResponder, interval: float = 60.0) -> None:
+        self.responder, self.interval = responder, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="koshin-ocsp-refresh", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        ahead = timedelta(seconds=5 * self.interval)
+        while not self._stop.wait(self.interval):
+            try:
+                self.responder.refresh(ahead=ahead)
+            except Exception:  # a failing token or database must not end the thread
+                log.exception("OCSP: signing ahead failed; the answers are signed on demand meanwhile")

@@ -248,3 +248,22 @@ def test_the_pre_signed_answers_are_bounded(setup: Setup) -> None:
         responder.answer(request, NOW)
     assert responder.answer(requests[2], NOW).cached
     assert not responder.answer(requests[0], NOW).cached  # the oldest was dropped for the third
+
+
+def test_used_answers_are_signed_ahead_and_unused_ones_dropped(setup: Setup) -> None:
+    status: dict[int, StatusAnswer] = {}
+    responder, signed, looked_up = _counting(setup, status)
+    used = ocsp_request_der(setup.leaf, setup.ca, nonce=False)
+    unused = ocsp_request_der(setup.leaf, setup.ca, nonce=False, algorithm=hashes.SHA256())
+    responder.answer(used, NOW)
+    responder.answer(unused, NOW)
+    assert responder.answer(used, NOW + timedelta(minutes=10)).cached  # a relying party came back for it
+    assert responder.refresh(NOW + timedelta(minutes=20)) == 0  # nothing due within five minutes yet
+    status[setup.leaf.serial_number] = StatusAnswer(CertStatusKind.REVOKED, revoked_at=NOW)
+    before = len(looked_up)
+    assert responder.refresh(NOW + timedelta(minutes=26)) == 1 and len(signed) == 3
+    assert len(looked_up) == before + 1  # the status is read again for the one signed ahead
+    ahead = responder.answer(used, NOW + timedelta(minutes=31))  # past the old half-life: the new one, no wait
+    assert ahead.cached and ahead.this_update == NOW + timedelta(minutes=26)
+    assert ocsp.load_der_ocsp_response(ahead.der).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert not responder.answer(unused, NOW + timedelta(minutes=31)).cached  # dropped, signed on demand again
