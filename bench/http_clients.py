@@ -21,7 +21,7 @@ COUNTER_EVIDENCE = ["photo_id_document", "resident_register_match"]
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
+def http_client(base_url: str, headers: dict[str, str] | None = None) -> httpx.Client:
     transport = httpx.HTTPTransport(socket_options=NODELAY)
     return httpx.Client(base_url=base_url, timeout=60.0, headers=headers, transport=transport)
 
@@ -36,7 +36,7 @@ def _checked(response: httpx.Response) -> Any:
 
 def koshin_client(params: dict[str, Any], index: int) -> Operation:
     """POST /v1/certificates on proofing events created beforehand (untimed), one resident per client."""
-    http = _client(params["base_url"], {"Authorization": f"Bearer {params['token']}"})
+    http = http_client(params["base_url"], {"Authorization": f"Bearer {params['token']}"})
     card = f"C{uuid.uuid4().hex[:12].upper()}"
     number = f"R-{uuid.uuid4().hex[:12]}"
     _checked(http.post("/v1/residents", json={
@@ -64,7 +64,7 @@ def koshin_client(params: dict[str, Any], index: int) -> Operation:
 
 def cfssl_client(params: dict[str, Any], index: int) -> Operation:
     """POST /api/v1/cfssl/sign with a CSR, as cfssl's own clients do."""
-    http = _client(params["base_url"])
+    http = http_client(params["base_url"])
     body = {"certificate_request": params["csr_pem"]}
 
     def op() -> float:

@@ -48,6 +48,8 @@ def ratios(ctx: BenchContext) -> list[Ratio]:
             )
         add(f"ocsp fresh vs token {alg}", ("ocsp", f"{alg} fresh"), ("token-sign", f"{alg} w1"), 0.6)
         add(f"ocsp cached vs fresh {alg}", ("ocsp", f"{alg} cached"), ("ocsp", f"{alg} fresh"), 3)
+        add(f"ocsp http vs cfssl ocspserve {alg}", ("ocsp-http", f"{alg} koshin POST w1"),
+            ("ocsp-http", f"{alg} cfssl ocspserve"), 1.0)  # fmt: skip
     add("rest vs cfssl p256 c2", ("rest", "p256 sqlite c2"), ("peer-cfssl", "p256 c2"), 1.0)
     add("rest vs token rsa2048 w2", ("rest", "rsa2048 sqlite c2"), ("token-sign", "rsa2048 w2"), 0.6)
     for r in ctx.results:

@@ -26,6 +26,7 @@ SCENARIOS = {
     "peer-openssl": "bench.peer_openssl",
     "peer-cfssl": "bench.peer_cfssl",
     "ocsp": "bench.ocsp",
+    "ocsp-http": "bench.ocsp_http",
     "crl": "bench.crl",
     "wave": "bench.wave",
 }

@@ -18,7 +18,9 @@ from service.cli.context import console
 def bench(
     scenarios: Annotated[
         list[str] | None,
-        typer.Argument(help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, crl, wave (default: all)."),
+        typer.Argument(
+            help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, ocsp-http, crl, wave (default: all)."
+        ),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Every scenario, small: a smoke run (well under a minute).")
