@@ -133,7 +133,8 @@ class AuditAnchor:
 
     def _make(self, *, only_if_advanced: bool) -> Checkpoint | None:
         """The chain is not locked: a checkpoint vouches for a committed prefix, and appends never wait for it."""
-        fingerprint = key_sha256(self.public_key_der())
+        spki_der = self.public_key_der()
+        fingerprint = key_sha256(spki_der)
         scheme = default_scheme(self.session.algorithm_of(self.label))
         for attempt in range(_ATTEMPTS):
             position = self.store.audit_position()
@@ -166,18 +167,18 @@ class AuditAnchor:
                     raise
                 continue
             append_line(self.file, signed.line())
-            self._write_note(signed, scheme)
+            self._write_note(signed, scheme, spki_der)
             return signed
         raise AssertionError("unreachable")
 
-    def _write_note(self, checkpoint: Checkpoint, scheme: SignatureScheme) -> None:
+    def _write_note(self, checkpoint: Checkpoint, scheme: SignatureScheme, spki_der: bytes) -> None:
         assert checkpoint.root is not None  # noqa: S101 - every checkpoint made here is version 2
         head = TreeHead(self.origin, checkpoint.seq, bytes.fromhex(checkpoint.root))
 
         def sign(data: bytes) -> bytes:
             return self.session.sign(self.label, data, scheme)
 
-        text = signed_note(head, self.origin, self.public_key_der(), sign)
+        text = signed_note(head, self.origin, spki_der, sign)
         scratch = self.note_file.with_suffix(".tmp")
         scratch.write_text(text, encoding="utf-8")
         scratch.replace(self.note_file)
