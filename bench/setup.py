@@ -79,7 +79,7 @@ def ca_material(params: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def verify_audit(params: dict[str, Any]) -> tuple[bool, int, str | None]:
-    """Recompute the audit chain of a bench database: (intact, records, problem)."""
+    """Recompute the audit log of a bench database: (intact, records, problem)."""
     home = BenchHome(params["home"])
     settings = home.settings(params["algorithm"], database_url=params.get("database_url"), prefix=params["prefix"])
     rt = open_runtime(settings)

@@ -153,9 +153,9 @@ def run_wave(ctx: BenchContext, backend: str, database_url: str | None, prefix: 
     common = {"algorithm": algorithm, "backend": backend, "renewals": count, "processes": PROCESSES, "lint": True}
     intact, records, problem = in_child("bench.setup:verify_audit", seed)
     result = ctx.add(SCENARIO, f"{backend} N={count} total", "s", [total], **common)
-    result.extra.update(audit_chain_intact=intact, audit_records=records, audit_problem=problem)
+    result.extra.update(audit_log_intact=intact, audit_records=records, audit_problem=problem)
     if not intact:
-        ctx.skip(f"wave {backend}", f"the audit chain is broken after the wave: {problem}")
+        ctx.skip(f"wave {backend}", f"the audit log is broken after the wave: {problem}")
     ctx.add(SCENARIO, f"{backend} certificates", "/s", [certs_per_s], **common)
     ctx.add(SCENARIO, f"{backend} projected 50,066 s", "s", [50_066 * total / count], **common)
     ctx.add(SCENARIO, f"{backend} projected 15.8M certificates", "h", [NATIONAL_FY2025 / certs_per_s / 3600], **common)

@@ -133,7 +133,7 @@ class ChainRewound(ServiceError):
 
 
 class NothingToCheckpoint(ServiceError):
-    """The audit chain is empty."""
+    """The audit log is empty."""
 
 
 class CheckpointNumberTaken(ServiceError):

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     behind_tls: bool = False  # requests reach koshin through TLS: serve --tls sets it, or your own terminator
     audit_checkpoint_seconds: float = Field(default=300, ge=0)  # 0: no timer (start/stop still)
     audit_checkpoint_records: int = Field(default=1000, gt=0)
+    audit_sequencer_seconds: float = Field(default=0.1, gt=0, le=10)  # the leader integrates this often
+    audit_sequencer_batch: int = Field(default=1000, gt=0, le=100_000)  # records per integration transaction
+    audit_lead_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # followers try to take the lead this often
     crl_coalesce_seconds: float = Field(default=0.5, ge=0, le=60)  # a revocation burst is gathered this long
     crl_check_seconds: float = Field(default=30, gt=0, le=3600)  # CRLs behind or half expired, pending intents
     reconcile_grace_seconds: float = Field(default=300, ge=0)  # a pending intent older than this is reconciled

@@ -158,7 +158,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 # The modules that take longest (servers, many `koshin` processes), longest first. pytest-xdist hands out
 # whole modules in collection order, so these go out first and the two workers finish together instead of one
 # waiting for the other's last long module (longest-processing-time-first scheduling).
-HEAVY_FIRST = ("bench/test_bench.py", "service/cli/test_serve.py", "service/flows/test_write_path.py",
+HEAVY_FIRST = ("bench/test_bench.py", "service/cli/test_serve.py", "service/cluster/test_two_nodes.py",
+               "service/flows/test_write_path.py",
                "service/cli/test_cli.py", "security/test_no_key_material.py", "service/audit/test_anchor.py",
                "service/protocols/test_cmp_responder.py", "service/observability/test_served.py",
                "service/cli/test_demo.py", "security/test_login.py", "security/test_key_attributes.py",

@@ -13,7 +13,7 @@ from service.api.limits import BodyLimit
 from service.api.observe import Observe
 from service.api.routes import cards, cmp, est, issuance, metrics, phones, publication, registry, system
 from service.api.source import PeerSource
-from service.audit.schedule import start_checkpointer
+from service.audit.sequencer import start_sequencer
 from service.flows.reconciliation import reconcile
 from service.provisioning import provision, warm_up
 from service.publication.crl import BackgroundPublisher
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                                         maintenance=lambda: reconcile(rt))  # fmt: skip
         previous, rt.publisher = rt.publisher, publisher  # a test's second app on one runtime gives it back
         publisher.start()
-        checkpointer = start_checkpointer(rt)  # signed audit checkpoints: start-up, schedule, shutdown
+        sequencer = start_sequencer(rt)  # the audit tree and its signed checkpoints, on the elected process
         refresher = OcspRefresher(rt.ocsp)  # pre-signed OCSP answers signed again before they are due
         refresher.start()
         app.state.runtime = rt
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         finally:
             publisher.stop()  # publishes what is still marked
             rt.publisher = previous
-            checkpointer.stop()
+            sequencer.stop()
             refresher.stop()
             if runtime is None:
                 rt.close()

@@ -98,6 +98,7 @@ def audit_out(record: AuditRecord) -> AuditOut:
         rule_id=record.rule_id,
         decision=record.decision,
         details=json.loads(record.details),
-        prev_hash=record.prev_hash,
         hash=record.hash,
+        leaf_index=record.leaf_index,
+        integrated_at=record.integrated_at,
     )

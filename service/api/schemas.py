@@ -178,12 +178,14 @@ class AuditOut(BaseModel):
     rule_id: str | None
     decision: str | None
     details: dict[str, Any]
-    prev_hash: str
-    hash: str
+    hash: str  # SHA-256 of the canonical fields (README, "The audit log")
+    leaf_index: int | None  # its place in the Merkle tree; None until the sequencer integrates it
+    integrated_at: datetime | None
 
 
 class ChainOut(BaseModel):
-    records: int
+    records: int  # in the tree
+    pending: int  # appended, not yet in the tree
     intact: bool
     first_broken: int | None
     problem: str | None

@@ -24,6 +24,7 @@ from hsm import KeyAlgorithm, TokenSession
 from hsm.key_rules import audit_entry
 from hsm.signing import SignatureScheme, default_scheme
 from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, tree_root
+from service.audit.integration import integrate_pending
 from service.audit.note import TreeHead, signed_note
 from service.db.audit_store import AuditStore
 from service.errors import (
@@ -116,48 +117,50 @@ class AuditAnchor:
         return self.session.public_key_der(self.label)
 
     def pending(self) -> int:
-        """Records appended since the newest checkpoint (two primary-key reads)."""
+        """Records in the tree since the newest checkpoint."""
         position = self.store.audit_position()
-        return position.head_seq - (position.last.seq if position.last else 0)
+        return position.tree.size - (position.last.seq if position.last else 0)
 
     def checkpoint(self) -> Checkpoint:
-        """Sign the current head (even when the newest checkpoint already covers it: a fresh time)."""
+        """Integrate every pending record, then sign the tree (even when the newest checkpoint already covers
+        it: a fresh time). An operator's checkpoint covers everything appended before it was asked for."""
+        integrate_pending(self.store)
         made = self._make(only_if_advanced=False)
         if made is None:
-            raise NothingToCheckpoint("the audit chain is empty: nothing to checkpoint")
+            raise NothingToCheckpoint("the audit log is empty: nothing to checkpoint")
         return made
 
     def checkpoint_if_advanced(self) -> Checkpoint | None:
-        """Sign the current head if records were appended since the newest checkpoint; None otherwise."""
+        """Sign the tree if it grew since the newest checkpoint; None otherwise (the sequencer's schedule)."""
         return self._make(only_if_advanced=True)
 
     def _make(self, *, only_if_advanced: bool) -> Checkpoint | None:
-        """The chain is not locked: a checkpoint vouches for a committed prefix, and appends never wait for it."""
+        """Nothing is locked: a checkpoint vouches for the tree as integrated, and appends never wait for it."""
         spki_der = self.public_key_der()
         fingerprint = key_sha256(spki_der)
         scheme = default_scheme(self.session.algorithm_of(self.label))
         for attempt in range(_ATTEMPTS):
             position = self.store.audit_position()
-            last = position.last
-            if position.head_seq == 0 or position.head_hash is None:
+            tree, last = position.tree, position.last
+            if tree.size == 0 or tree.last_hash is None:
                 return None
-            if last is not None and last.seq > position.head_seq:
+            if last is not None and last.seq > tree.size:
                 raise ChainRewound(
-                    f"the chain ends at record {position.head_seq} but checkpoint {last.number} signed {last.seq} "
-                    "records: not signing a rewound chain (run `koshin audit verify`)"
+                    f"the tree holds {tree.size} records but checkpoint {last.number} signed {last.seq}: "
+                    "not signing a rewound log (run `koshin audit verify`)"
                 )
-            if only_if_advanced and last is not None and last.seq == position.head_seq:
+            if only_if_advanced and last is not None and last.seq == tree.size:
                 return None
             previous = Checkpoint.from_row(last) if last else None
             unsigned = Checkpoint(
                 number=previous.number + 1 if previous else 1,
-                seq=position.head_seq,
-                head_hash=position.head_hash,
-                records=position.head_seq,  # sequence numbers are dense from 1 (service.audit.verify checks it)
+                seq=tree.size,
+                head_hash=tree.last_hash,
+                records=tree.size,  # leaf indexes are dense from 0 (service.db.audit_log.verify checks it)
                 at=datetime.now(UTC).replace(microsecond=0),
                 prev=previous.digest() if previous else first_prev(),
                 key_sha256=fingerprint,
-                root=tree_root(self.store.record_hashes(position.head_seq)),  # O(records): the sequencer's job next
+                root=tree.root or tree_root(self.store.record_hashes(tree.size)),  # None only before integration
             )
             signed = replace(unsigned, signature=self.session.sign(self.label, unsigned.statement(), scheme))
             try:

@@ -1,11 +1,11 @@
-"""Signed checkpoints of the audit chain: the value, the exact bytes the audit key signs, the published JSON line
+"""Signed checkpoints of the audit log: the value, the exact bytes the audit key signs, the published JSON line
 and the signature check (with ``cryptography``, from the public key alone).
 
-A checkpoint says "the chain held ``records`` records, the newest being record ``seq`` with hash ``hash``, at
-``at``". Checkpoints are numbered from 1 and each carries the SHA-256 of its predecessor's signed statement, so
-the stored series cannot lose a member in the middle unnoticed. The signed statement is a fixed context line
-followed by canonical JSON (sorted keys, no spaces), so an off-host verifier can rebuild it from a published
-line without koshin.
+A checkpoint says "the tree held ``records`` (= ``seq``) records, the last of them with hash ``hash``, its head
+being ``root``, at ``at``". Checkpoints are numbered from 1 and each carries the SHA-256 of its predecessor's
+signed statement, so the stored series cannot lose a member in the middle unnoticed. The signed statement is a
+fixed context line followed by canonical JSON (sorted keys, no spaces), so an off-host verifier can rebuild it
+from a published line without koshin.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from service.audit.merkle import leaf_hash
 from service.audit.merkle import root as merkle_root
-from service.db.audit_chain import GENESIS
+from service.db.audit_log import GENESIS
 from service.db.audit_models import AuditCheckpoint
 from service.errors import CheckpointMalformed
 

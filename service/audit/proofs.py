@@ -1,6 +1,6 @@
-"""``koshin audit prove SEQ``: an RFC 9162 inclusion proof of one audit record against the newest signed
-checkpoint that covers it, self-contained for an off-host verifier: the record's hash (which its canonical
-fields recompute, service/db/audit_chain.fields_hash), the audit path, and the checkpoint line with its
+"""``koshin audit prove SEQ``: an RFC 9162 inclusion proof of one audit record (by its number) against the newest
+signed checkpoint that covers its leaf, self-contained for an off-host verifier: the record's hash (which its canonical
+fields recompute, service/db/audit_log.fields_hash), the audit path, and the checkpoint line with its
 signature (checked with the published audit key)."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from service.errors import NotAnchored
 
 @dataclass(frozen=True)
 class InclusionProof:
-    record: int  # the record's sequence number (its leaf index is record - 1)
+    record: int  # the record's number (``seq``, as the API and ``koshin audit`` list it)
+    leaf_index: int  # its place in the tree
     record_hash: str
     checkpoint: Checkpoint
     path: list[bytes]
@@ -24,13 +25,13 @@ class InclusionProof:
     def verifies(self) -> bool:
         assert self.checkpoint.root is not None  # noqa: S101 - prove() only picks version-2 checkpoints
         leaf = merkle.leaf_hash(bytes.fromhex(self.record_hash))
-        return merkle.verify_inclusion(self.record - 1, self.checkpoint.seq, leaf, self.path,
+        return merkle.verify_inclusion(self.leaf_index, self.checkpoint.seq, leaf, self.path,
                                        bytes.fromhex(self.checkpoint.root))  # fmt: skip
 
     def document(self) -> dict[str, Any]:
         return {
             "record": self.record,
-            "leaf_index": self.record - 1,
+            "leaf_index": self.leaf_index,
             "tree_size": self.checkpoint.seq,
             "record_hash": self.record_hash,
             "leaf_hash": merkle.leaf_hash(bytes.fromhex(self.record_hash)).hex(),
@@ -41,8 +42,15 @@ class InclusionProof:
 
 
 def prove(anchor: AuditAnchor, record: int) -> InclusionProof:
-    covering = [c for c in anchor.stored() if c.root is not None and c.seq >= record]
-    if record < 1 or not covering:
+    place = anchor.store.record_place(record) if record >= 1 else None
+    if place is None:
+        raise NotAnchored(f"there is no audit record {record}")
+    index, _ = place
+    if index is None:
+        raise NotAnchored(f"record {record} is not in the tree yet: the sequencer places it within a second of a "
+                          "running service (or run `koshin audit checkpoint`)")  # fmt: skip
+    covering = [c for c in anchor.stored() if c.root is not None and c.seq > index]
+    if not covering:
         raise NotAnchored(f"no signed checkpoint with a tree head covers record {record} yet: run `koshin audit "
                           "checkpoint` (or wait for the scheduled one)")  # fmt: skip
     newest = covering[-1]
@@ -51,7 +59,7 @@ def prove(anchor: AuditAnchor, record: int) -> InclusionProof:
     if len(leaves) != newest.seq or merkle.root(leaves).hex() != newest.root:
         raise NotAnchored(f"the stored records do not make checkpoint {newest.number}'s tree: run `koshin audit "
                           "verify`")  # fmt: skip
-    proof = InclusionProof(record, hashes[record - 1], newest, merkle.inclusion_proof(record - 1, leaves))
+    proof = InclusionProof(record, index, hashes[index], newest, merkle.inclusion_proof(index, leaves))
     if not proof.verifies():
         raise NotAnchored(f"the inclusion proof of record {record} does not verify")
     return proof

@@ -1,12 +1,15 @@
-"""Verify the audit chain against its signed checkpoints: those stored in the database and a copy kept in a file
-(by default ``KOSHIN_HOME/audit/checkpoints.jsonl``; an auditor passes an off-host copy).
+"""Verify the audit log against its tree and its signed checkpoints: those stored in the database and a copy kept
+in a file (by default ``KOSHIN_HOME/audit/checkpoints.jsonl``; an auditor passes an off-host copy).
 
-The chain's own links are checked first (service.audit.verify). Then every stored checkpoint must be numbered
-without gaps, link to its predecessor, name and verify with the audit key, and still match the chain: record
-``seq`` present with the signed hash. A rewound tail (records deleted, head rewound) leaves the chain shorter
-than a checkpoint; a chain rewritten with recomputed hashes no longer has a checkpoint's hash. Every line of the
-file copy must verify the same way and be present, unchanged, in the database, so deleted checkpoint rows show.
-Records appended after the newest checkpoint are protected by the hash chain only.
+The records are checked first (service.db.audit_log.verify: each in its place, each hash its content's). Then
+the tree head the sequencer stored must be the head of those leaves. Then every stored checkpoint must be
+numbered without gaps, link to its predecessor, name and verify with the audit key, and still match the log:
+the record at its size with the signed hash, the tree of that size with the signed head, consistent (RFC 9162
+2.1.4) with the previous checkpoint's. A rewound tail (records deleted, tree state rewound) leaves the log
+shorter than a checkpoint; a log rewritten with recomputed hashes no longer has a checkpoint's head. Every line
+of the file copy must verify the same way and be present, unchanged, in the database, so deleted checkpoint rows
+show. Records integrated after the newest checkpoint are protected by the stored tree head only, which a
+database writer can recompute; pending records by their own hashes.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 from service.audit import merkle
 from service.audit.anchor import audit_anchor
 from service.audit.checkpoint import Checkpoint, first_prev, key_sha256, record_leaves, signature_valid
-from service.db import audit_chain as audit
+from service.db import audit_log as audit
 from service.db.audit_store import AuditStore
 from service.errors import CheckpointMalformed
 
@@ -97,13 +100,13 @@ def _against_chain(c: Checkpoint, records: int, hashes: dict[int, str], name: st
         return _Problem(f"{name} says {c.records} records end at record {c.seq}")
     if c.seq > records:
         return _Problem(
-            f"the chain ends at record {records} but {name} ({at}) signed {c.seq} records: "
-            f"records {records + 1}-{c.seq} were deleted and the head rewound",
+            f"the log ends at record {records} but {name} ({at}) signed {c.seq} records: "
+            f"records {records + 1}-{c.seq} were deleted and the tree rewound",
             records + 1,
         )
     if hashes.get(c.seq) != c.head_hash:
         return _Problem(
-            f"record {c.seq} is not the one {name} ({at}) signed: the chain was rewritten at or before record {c.seq}",
+            f"record {c.seq} is not the one {name} ({at}) signed: the log was rewritten at or before record {c.seq}",
             c.seq,
         )
     return None
@@ -155,26 +158,32 @@ def _copied(
 
 def verify_anchored(
     store: AuditStore, series: Sequence[Checkpoint], copies: Sequence[CopiedCheckpoint], spki_der: bytes | None
-) -> audit.ChainReport:
+) -> audit.LogReport:
     """The chain, the stored ``series`` and the file ``copies`` checked together; ``spki_der`` is the pinned
     audit public key (None: there is none, which is only fine while there are no checkpoints)."""
     wanted = {c.seq for c in series} | {c.checkpoint.seq for c in copies}
     hashes: dict[int, str] = {}
     every: list[str] = []
-    chain = store.verify_chain(wanted, hashes, every)
-    if not chain.intact or not (series or copies):
+    chain = store.verify_log(wanted, hashes, every)
+    if not chain.intact:
+        return chain
+    leaves = record_leaves(every)
+    if chain.tree_root is not None and merkle.root(leaves).hex() != chain.tree_root:
+        return replace(chain, problem=f"the stored tree head is not the head of records 1-{chain.records}: the log "
+                                      "was rewritten with recomputed hashes")  # fmt: skip
+    if not (series or copies):
         return chain
     if spki_der is None:
         count = len(series) or len(copies)
         return replace(chain, problem=f"the audit key is missing: {count} checkpoints cannot be verified")
-    tree = _Chain.of(chain.records, hashes, record_leaves(every))
+    tree = _Chain.of(chain.records, hashes, leaves)
     found = _stored(series, spki_der, tree) or _copied(copies, {c.number: c for c in series}, spki_der, tree)
     if found:
         return replace(chain, first_broken=found.record, problem=found.message)
     return replace(chain, checkpoints=len(series), anchored=max((c.seq for c in series), default=0))
 
 
-def verify_installation(rt: Runtime, copy: Path | None = None, pinned_der: bytes | None = None) -> audit.ChainReport:
+def verify_installation(rt: Runtime, copy: Path | None = None, pinned_der: bytes | None = None) -> audit.LogReport:
     """What ``koshin audit verify`` and GET /v1/audit/verify report: the chain, the stored checkpoints and a file
     copy (``copy``, else the installation's own file when it exists), with the pinned key (``pinned_der``, else
     the token's audit public key)."""

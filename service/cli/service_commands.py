@@ -24,7 +24,7 @@ from service.settings import Settings
 
 actors = typer.Typer(no_args_is_help=True, help="Manage API actors and their tokens.")
 registry = typer.Typer(no_args_is_help=True, help="Municipalities, residents and cards.")
-audit = typer.Typer(no_args_is_help=True, help="The audit chain.")
+audit = typer.Typer(no_args_is_help=True, help="The audit log: its Merkle tree, checkpoints and proofs.")
 
 
 def serve(
@@ -123,16 +123,17 @@ def verify(
         Path | None, typer.Option(help="The pinned audit public key (PEM) instead of the token's (`koshin audit key`).")
     ] = None,
 ) -> None:
-    """Recompute the audit chain and check it against the signed checkpoints; report the first problem (exit 1)
-    or that it is intact."""
+    """Recompute the audit log (every record's hash, the Merkle tree) and check it against the signed
+    checkpoints and their consistency; report the first problem (exit 1) or that it is intact."""
     pinned = _pinned_key(key) if key else None
     with runtime() as rt:
         report = verify_installation(rt, checkpoints, pinned)
     if not report.intact:
         where = f" at record {report.first_broken}" if report.first_broken is not None else ""
-        console.print(f"audit chain BROKEN{where}: {report.problem}", markup=False)
+        console.print(f"audit log BROKEN{where}: {report.problem}", markup=False)
         raise typer.Exit(1)
-    console.print(f"audit chain intact: {report.records} records")
+    waiting = f", {report.pending} awaiting the sequencer" if report.pending else ""
+    console.print(f"audit log intact: {report.records} records in the tree{waiting}", markup=False)
     if report.checkpoints:
         console.print(
             f"{report.checkpoints} signed checkpoints verified; the newest covers {report.anchored} records",
@@ -152,15 +153,15 @@ def _pinned_key(path: Path) -> bytes:
 
 @audit.command("checkpoint")
 def checkpoint() -> None:
-    """Sign a checkpoint of the chain's head on the token, store it, append it to the checkpoint file and print
-    it (one JSON line, for publication)."""
+    """Integrate the pending records into the tree, sign a checkpoint of it on the token, store it, append it to
+    the checkpoint file and print it (one JSON line, for publication)."""
     with runtime() as rt:
         made = audit_anchor(rt).checkpoint()
     console.out(made.line(), highlight=False)
 
 
 @audit.command("prove")
-def prove_record(record: Annotated[int, typer.Argument(help="The record's sequence number.")]) -> None:
+def prove_record(record: Annotated[int, typer.Argument(help="The record's number (seq).")]) -> None:
     """Print an RFC 9162 inclusion proof of one record against the newest signed checkpoint covering it (JSON:
     the record's hash, its audit path, and the signed checkpoint line to check it against)."""
     with runtime() as rt:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
-from service.db import audit_chain
+from service.db import audit_log
 from service.db.audit_models import AuditRecord
 from service.db.audit_store import AuditStore
 from service.db.auth_store import AuthStore
@@ -216,9 +216,9 @@ class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore, AuthStor
             query = select(AuditRecord).where(col(AuditRecord.seq) > after).order_by(col(AuditRecord.seq))
             return list(session.exec(query.limit(limit)))
 
-    def verify_audit(self) -> audit_chain.ChainReport:
+    def verify_audit(self) -> audit_log.LogReport:
         with self._read() as session:
-            return audit_chain.verify(session)
+            return audit_log.verify(session)
 
     def _get(self, model: type[_Row], key: object, missing: NotFound) -> _Row:
         """A row by primary key, or the given NotFound."""

@@ -2,9 +2,8 @@
 
 ``reading(engine)`` is a read-only session. ``writing(engine, who)`` is one write transaction: the caller
 makes its changes and queues audit entries with ``tx.audit(...)``; on leaving the block the entries are
-appended to the audit chain (the head row is locked only then, just before the commit, so concurrent writers
-hold it for the shortest time) and the transaction commits. An exception rolls everything back, audit records
-included. Objects stay readable after the commit (``expire_on_commit=False``).
+appended to the audit log (one INSERT, no lock: service.db.audit_log) and the transaction commits. An exception
+rolls everything back, audit records included. Objects stay readable after the commit (``expire_on_commit=False``).
 
 SQLite write transactions begin with ``BEGIN IMMEDIATE``: the write lock is taken up front, so two writers
 queue on the busy timeout instead of one failing with "database is locked" when it upgrades a read snapshot
@@ -25,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
-from service.db.audit_chain import AuditEntry, append_all
+from service.db.audit_log import AuditEntry, append_all
 from service.observability.metrics import DB_SECONDS, timed
 
 WRITE_OPTION = "koshin_write"
@@ -74,6 +73,14 @@ def writing(engine: Engine, who: Acting) -> Iterator[WriteTx]:
         yield tx
         append_all(session, tx.entries)
         session.commit()
+
+
+@contextmanager
+def raw_writing(engine: Engine) -> Iterator[Session]:
+    """A write transaction that appends no audit record, for the audit log's own bookkeeping only (the
+    sequencer's integration, a checkpoint row: service.db.audit_store). The caller commits."""
+    with timed(DB_SECONDS, kind="write"), _gate(engine), Session(_writer(engine), expire_on_commit=False) as session:
+        yield session
 
 
 class _WriteGate:

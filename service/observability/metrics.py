@@ -48,6 +48,11 @@ DB_SECONDS = Histogram(
     "koshin_db_transaction_duration_seconds", "One database unit of work (a write: wait for the writer, work, commit).",
     ["kind"], buckets=_FAST,
 )  # fmt: skip
+AUDIT_INTEGRATION_SECONDS = Histogram(
+    "koshin_audit_integration_delay_seconds",
+    "From a record's append to its place in the audit tree (observed by the sequencer, per record).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
 OCSP_RESPONSES = Counter(
     "koshin_ocsp_responses", "OCSP responses by CA and how they were made "
     "(signed: on the token for this request; cached: a pre-signed response).",

@@ -26,7 +26,8 @@ def _aware(moment: datetime) -> datetime:
 
 
 class ServiceState(Collector):
-    """What the database says now: each CA's newest CRL, the audit chain against its newest checkpoint."""
+    """What the database says now: each CA's newest CRL; the audit tree, its pending records and its newest
+    checkpoint."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -48,11 +49,22 @@ class ServiceState(Collector):
         yield until
         position = self.rt.repo.audit_position()
         anchored = position.last.seq if position.last is not None else 0
-        yield GaugeMetricFamily("koshin_audit_records", "Records in the audit log.", value=position.head_seq)
+        yield GaugeMetricFamily("koshin_audit_records", "Records in the audit log.", value=position.records)
+        yield GaugeMetricFamily("koshin_audit_tree_size", "Records integrated into the audit Merkle tree.",
+                                value=position.tree.size)  # fmt: skip
+        yield GaugeMetricFamily(
+            "koshin_audit_pending_records", "Audit records appended but not yet in the tree.", value=position.pending
+        )
+        oldest = position.oldest_pending
+        yield GaugeMetricFamily(
+            "koshin_audit_integration_lag_seconds",
+            "Age of the oldest audit record not yet in the tree (0 when none waits).",
+            value=(now - _aware(oldest)).total_seconds() if oldest is not None else 0.0,
+        )
         yield GaugeMetricFamily(
             "koshin_audit_unanchored_records",
-            "Audit records not yet covered by a signed checkpoint (the integration lag, in records).",
-            value=position.head_seq - anchored,
+            "Audit records not yet covered by a signed checkpoint.",
+            value=position.records - anchored,
         )
         if position.last is not None:
             yield GaugeMetricFamily(

@@ -134,17 +134,20 @@ async def time_stamp(request: Request, rt: RuntimeDep) -> Response:
 
 @router.get("/v1/audit", response_model=list[AuditOut], tags=["audit"])
 def audit_records(rt: RuntimeDep, actor: Auditors, after: int = 0, limit: int = 100) -> list[AuditOut]:
-    """The audit chain, oldest first, ``limit`` records after sequence number ``after``."""
+    """The audit log in record-number order, ``limit`` records after number ``after`` (each with its place in
+    the tree once integrated)."""
     return [audit_out(r) for r in rt.repo.audit_records(after, max(1, min(limit, 1000)))]
 
 
 @router.get("/v1/audit/verify", response_model=ChainOut, tags=["audit"])
 def audit_verify(rt: RuntimeDep, actor: Auditors) -> ChainOut:
-    """Recompute the chain and check it against the checkpoints signed with the token's audit key, stored and
-    in ``KOSHIN_HOME/audit/checkpoints.jsonl``; ``problem`` names the first thing that does not hold."""
+    """Recompute the audit log (record hashes, the Merkle tree) and check it against the checkpoints signed with
+    the token's audit key, stored and in ``KOSHIN_HOME/audit/checkpoints.jsonl``; ``problem`` names the first
+    thing that does not hold."""
     report = verify_installation(rt)
     return ChainOut(
         records=report.records,
+        pending=report.pending,
         intact=report.intact,
         first_broken=report.first_broken,
         problem=report.problem,

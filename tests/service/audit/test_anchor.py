@@ -1,5 +1,5 @@
 """Signed audit checkpoints end to end: ``koshin audit checkpoint|checkpoints|key|verify`` on an embedded home,
-tampering that the hash chain alone cannot see, off-host copies, and the audit key's provisioning."""
+tampering that the records alone cannot show, off-host copies, and the audit key's provisioning."""
 
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ from sqlmodel import Session
 
 from hsm.key_rules import audit_entry
 from service.audit.anchor import audit_anchor, audit_key_label
-from service.audit.schedule import Checkpointer
-from service.db.audit_chain import AuditEntry, append
+from service.audit.sequencer import Sequencer
+from service.db.audit_log import AuditEntry, append
+from service.db.leadership import Leadership
 from service.errors import AuditKeyUnsound
 from service.provisioning import provision
 from service.runtime import Runtime
 from tests.conftest import SoftHsm, require_softhsm
 from tests.support.api_world import make_runtime
-from tests.support.audit import rewrite_chain_from
+from tests.support.audit import rewrite_log_from
 from tests.support.helpers import run
 
 # Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
@@ -63,7 +64,7 @@ class Home:
     def broken(self, *args: str) -> str:
         result = self("audit", "verify", *args)
         assert result.returncode == 1, result.stdout + result.stderr
-        assert "audit chain BROKEN" in result.stdout, result.stdout
+        assert "audit log BROKEN" in result.stdout, result.stdout
         return result.stdout
 
     def sql(self, *statements: str) -> None:
@@ -90,10 +91,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 
 def _rewind(cli: Home, keep: int) -> None:
-    """What a database writer can do: delete the tail and point the head at record ``keep``."""
+    """What a database writer can do: delete the tree's tail and shrink the tree state to ``keep`` records."""
     cli.sql(
-        f"DELETE FROM audit_record WHERE seq > {keep}",  # noqa: S608 - test-controlled integers
-        f"UPDATE audit_head SET seq = {keep}, hash = (SELECT hash FROM audit_record WHERE seq = {keep})",  # noqa: S608
+        f"DELETE FROM audit_record WHERE leaf_index >= {keep}",  # noqa: S608 - test-controlled integers
+        f"UPDATE audit_tree SET size = {keep}, root = NULL, frontier = NULL",  # noqa: S608
     )
 
 
@@ -114,6 +115,7 @@ def test_checkpoint_is_printed_stored_and_appended(home: Home) -> None:
     pem = home.ok("audit", "key")
     spki = load_pem_public_key(pem.encode()).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert hashlib.sha256(spki).hexdigest() == body["key"]
+    _openssl_verifies(home.home.parent, body, pem)
     assert (home.home / "audit" / "audit-key.pem").read_text().strip() == pem.strip()
 
     keys = json.loads(home.ok("keys", "audit", "--json"))
@@ -121,8 +123,24 @@ def test_checkpoint_is_printed_stored_and_appended(home: Home) -> None:
     assert len(audit_key) == 1 and keys["violations"] == 0
 
     out = home.ok("audit", "verify")
-    assert f"audit chain intact: {body['records']} records" in out
+    assert f"audit log intact: {body['records']} records in the tree" in out
     assert f"signed checkpoints verified; the newest covers {body['records']} records" in out
+
+
+def _openssl_verifies(scratch: Path, body: dict[str, object], pem: str) -> None:
+    """README's recipe, step 3: the signed statement rebuilt from the published line, checked by openssl."""
+    fields = {k: v for k, v in body.items() if k != "sig"}
+    statement = b"koshin audit checkpoint v1\n" + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    (scratch / "statement.bin").write_bytes(statement)
+    (scratch / "sig.bin").write_bytes(base64.b64decode(str(body["sig"])))
+    (scratch / "audit-key.pem").write_text(pem)
+    verified = run(["openssl", "dgst", "-sha256", "-verify", str(scratch / "audit-key.pem"), "-signature",
+                    str(scratch / "sig.bin"), str(scratch / "statement.bin")], timeout=30)  # fmt: skip
+    assert verified.returncode == 0 and "Verified OK" in verified.stdout, verified.stdout + verified.stderr
+    (scratch / "statement.bin").write_bytes(statement.replace(b'"records":', b'"records":1', 1))
+    forged = run(["openssl", "dgst", "-sha256", "-verify", str(scratch / "audit-key.pem"), "-signature",
+                  str(scratch / "sig.bin"), str(scratch / "statement.bin")], timeout=30)  # fmt: skip
+    assert forged.returncode != 0
 
 
 def test_rewound_tail_is_broken_and_an_off_host_copy_survives_a_host_wipe(home: Home, tmp_path: Path) -> None:
@@ -133,10 +151,10 @@ def test_rewound_tail_is_broken_and_an_off_host_copy_survives_a_host_wipe(home: 
         keep = checkpoint["seq"] - 2
         _rewind(home, keep)
         out = home.broken()
-        assert f"BROKEN at record {keep + 1}: the chain ends at record {keep}" in out
-        assert "were deleted and the head rewound" in out
+        assert f"BROKEN at record {keep + 1}: the log ends at record {keep}" in out
+        assert "were deleted and the tree rewound" in out
         refused = home("audit", "checkpoint")
-        assert refused.returncode == 1 and "not signing a rewound chain" in refused.stderr
+        assert refused.returncode == 1 and "not signing a rewound log" in refused.stderr
 
         # An intruder on the host also deletes the checkpoint rows and the local file: only the copy tells.
         home.sql("DELETE FROM audit_checkpoint")
@@ -145,7 +163,7 @@ def test_rewound_tail_is_broken_and_an_off_host_copy_survives_a_host_wipe(home: 
         local.unlink()
         try:
             assert home("audit", "verify").returncode == 0  # what the host alone can still prove
-            assert "head rewound" in home.broken("--checkpoints", str(offhost))
+            assert "tree rewound" in home.broken("--checkpoints", str(offhost))
         finally:
             local.write_bytes(saved)
     finally:
@@ -189,22 +207,27 @@ def test_a_forged_line_or_another_key_fails(home: Home, tmp_path: Path) -> None:
 
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_text("not json\n")
-    assert f"audit chain BROKEN: {garbage} line 1: not a checkpoint" in home.broken("--checkpoints", str(garbage))
+    assert f"audit log BROKEN: {garbage} line 1: not a checkpoint" in home.broken("--checkpoints", str(garbage))
     assert "No such file" in home("audit", "verify", "--checkpoints", str(tmp_path / "absent.jsonl")).stderr
 
 
-def test_rewritten_chain_with_recomputed_hashes_is_broken(home: Home) -> None:
+def test_rewritten_log_with_recomputed_hashes_is_broken(home: Home) -> None:
     checkpoint = json.loads(home.ok("audit", "checkpoint"))
     backup = home.backup()
     try:
-        target = checkpoint["seq"] - 1
         engine = create_engine(f"sqlite:///{home.home / 'koshin.db'}")
         with Session(engine) as db:
-            rewrite_chain_from(db, target)
+            rewrite_log_from(db, checkpoint["seq"] - 1)  # the record before the last: the head hash still matches
+        engine.dispose()
+        out = home.broken()
+        assert f"BROKEN at record {checkpoint['seq']}: the Merkle tree of records 1-{checkpoint['seq']}" in out
+        assert "is not the one checkpoint" in out
+        with Session(engine) as db:
+            rewrite_log_from(db, checkpoint["seq"])  # the last record: its signed hash no longer matches
         engine.dispose()
         out = home.broken()
         assert f"BROKEN at record {checkpoint['seq']}: record {checkpoint['seq']} is not the one checkpoint" in out
-        assert "the chain was rewritten at or before" in out
+        assert "the log was rewritten at or before" in out
     finally:
         home.restore(backup)
 
@@ -236,27 +259,36 @@ def test_existing_installations_get_the_key_and_an_unsound_one_is_refused(runtim
     provision(runtime)
 
 
-def test_the_schedule_checkpoints_after_n_records_on_the_timer_and_at_shutdown(runtime: Runtime) -> None:
+def _sequencer(rt: Runtime, checkpoint_seconds: float, checkpoint_records: int) -> Sequencer:
+    return Sequencer(audit_anchor(rt), Leadership(rt.repo.engine), interval=0.02, lead_poll=0.02,
+                     checkpoint_seconds=checkpoint_seconds, checkpoint_records=checkpoint_records)  # fmt: skip
+
+
+def test_the_sequencer_integrates_and_checkpoints_after_n_records_on_the_timer_and_at_shutdown(
+    runtime: Runtime,
+) -> None:
     anchor = audit_anchor(runtime)
-    counted = Checkpointer(anchor, every_seconds=3600, every_records=3, poll_seconds=0.02)
+    counted = _sequencer(runtime, checkpoint_seconds=3600, checkpoint_records=3)
     counted.start()
-    _wait_for(lambda: len(anchor.stored()) == 1)  # start-up: the ceremony's records
+    _wait_for(lambda: len(anchor.stored()) == 1)  # taking the lead: the ceremony's records
     _append(runtime, 2)
-    looked = counted.polls
-    _wait_for(lambda: counted.polls >= looked + 5)  # it looked at the chain five times since ...
-    assert len(anchor.stored()) == 1  # ... and made nothing: 2 of 3 records, an hour to go
+    _wait_for(lambda: runtime.repo.audit_position().pending == 0)  # integrated within a few ticks ...
+    looked = counted.ticks
+    _wait_for(lambda: counted.ticks >= looked + 5)
+    assert len(anchor.stored()) == 1  # ... but not signed: 2 of 3 records, an hour to go
     _append(runtime, 1)
     _wait_for(lambda: len(anchor.stored()) == 2)
     counted.stop()  # nothing new since: no shutdown checkpoint
     assert len(anchor.stored()) == 2 and anchor.pending() == 0
 
-    timed = Checkpointer(anchor, every_seconds=0.1, every_records=1000, poll_seconds=0.02)
+    timed = _sequencer(runtime, checkpoint_seconds=0.1, checkpoint_records=1000)
     timed.start()
+    _wait_for(lambda: timed.leading)
     _append(runtime, 1)
     _wait_for(lambda: len(anchor.stored()) == 3)
     _append(runtime, 1)
-    timed.stop()  # the shutdown checkpoint covers the last record, whatever the timer did
-    assert anchor.pending() == 0
+    timed.stop()  # integrates the last record and signs it, whatever the timer did
+    assert anchor.pending() == 0 and runtime.repo.audit_position().pending == 0
     assert [c.number for c in anchor.stored()] == list(range(1, len(anchor.stored()) + 1))
     lines = anchor.file.read_text().splitlines()
     assert lines == [c.line() for c in anchor.stored()]

@@ -1,13 +1,13 @@
-"""The audit chain: state changes over the API leave ordered, attributed records; tampering is found.
+"""The audit log: state changes over the API leave ordered, attributed records; tampering is found.
 
 The read-side test drives the shared ``api`` runtime. The tamper tests edit the database directly, so they run
 on a fresh runtime and database of their own (per backend) and never touch the shared one. Edits the hash chain
-itself shows come first; then what only the checkpoints signed on the token show (service/audit/verification.py).
+and tree state show come first; then what only the checkpoints signed on the token show
+(service/audit/verification.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sqlite3
@@ -31,12 +31,12 @@ from service.api.app import create_app
 from service.audit.anchor import audit_anchor
 from service.audit.checkpoint import Checkpoint, key_sha256
 from service.audit.verification import verify_installation
-from service.db.audit_chain import record_hash
-from service.db.audit_models import AuditCheckpoint, AuditHead, AuditRecord
+from service.db.audit_log import record_hash
+from service.db.audit_models import AuditCheckpoint, AuditRecord
 from service.runtime import Runtime
 from tests.conftest import SoftHsm, require_softhsm
 from tests.support.api_world import REGISTRY, Api, make_runtime
-from tests.support.audit import rewrite_chain_from
+from tests.support.audit import record_at, restore_tree_head, rewrite_log_from
 from tests.support.crl_wait import wait_for_crl
 from tests.support.helpers import run
 
@@ -81,9 +81,12 @@ def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -
     wait_for_crl(lambda: api.client.get("/crl/signature.crl").content, {int(serial, 16)})  # published after it
 
     records = _records(api, start)
-    assert [r["seq"] for r in records] == list(range(start + 1, start + 1 + len(records)))
-    for previous, record in itertools.pairwise(records):
-        assert record["prev_hash"] == previous["hash"]
+    assert [r["seq"] for r in records] == sorted({r["seq"] for r in records})  # numbered by the database, once
+    _wait_until_integrated(api)  # the sequencer places each within a tick (100 ms)
+    records = _records(api, start)
+    places = [r["leaf_index"] for r in records]
+    assert None not in places and len(set(places)) == len(places)
+    assert all(r["integrated_at"] >= r["at"] for r in records)
 
     staff = {"actor": "municipal_staff-1", "role": "municipal_staff"}
     created = _one(records, "resident.create", resident)
@@ -117,11 +120,17 @@ def test_state_changes_are_audited_in_order_with_actor_role_and_rule(api: Api) -
     assert limited == page
 
     after = api.client.get("/v1/audit/verify", headers=api.as_("auditor")).json()
-    assert (
-        after.items() >= {"records": records[-1]["seq"], "intact": True, "first_broken": None, "problem": None}.items()
-    )
+    assert after.items() >= {"intact": True, "first_broken": None, "problem": None}.items(), after
+    assert after["records"] + after["pending"] >= start + len(records)
     assert after["checkpoints"] >= 1, after  # the start-up checkpoint of the app (service/audit/schedule.py)
     assert 0 < after["anchored_records"] <= after["records"]
+
+
+def _wait_until_integrated(api: Api) -> None:
+    deadline = time.monotonic() + 30
+    while api.runtime.repo.audit_position().pending:
+        assert time.monotonic() < deadline, "the sequencer did not integrate"
+        time.sleep(0.02)
 
 
 # -- tampering, on a runtime and database of its own ------------------------------------------------------------
@@ -148,6 +157,13 @@ class Fresh:
     def session(self) -> Session:
         return Session(self.runtime.repo.engine, expire_on_commit=False)
 
+    def settled(self) -> None:
+        """Nothing waits for the sequencer (so it does not move the tree under a test's edit)."""
+        deadline = time.monotonic() + 30
+        while self.runtime.repo.audit_position().pending:
+            assert time.monotonic() < deadline, "the sequencer did not integrate"
+            time.sleep(0.02)
+
 
 @pytest.fixture
 def fresh(softhsm: SoftHsm, tmp_path: Path, database_url: str) -> Iterator[Fresh]:
@@ -171,18 +187,19 @@ def _wait_for_the_start_up_checkpoint(runtime: Runtime) -> None:
         time.sleep(0.02)
 
 
-def _middle(fresh: Fresh) -> AuditRecord:
+def _middle(fresh: Fresh) -> tuple[int, AuditRecord]:
+    """A record in the middle of the tree, and its position (1-based)."""
+    fresh.settled()
     report = fresh.verify()
     assert report["intact"] and report["records"] >= 5, report
+    position = report["records"] // 2
     with fresh.session() as session:
-        record = session.get(AuditRecord, report["records"] // 2)
-    assert record is not None
-    return record
+        return position, record_at(session, position)
 
 
 @pytest.mark.parametrize("field", ["details", "actor"])
 def test_an_edited_record_is_reported_as_altered(fresh: Fresh, field: str) -> None:
-    target = _middle(fresh)
+    position, target = _middle(fresh)
     seq, original = target.seq, getattr(target, field)
     forged = json.dumps({"forged": True}) if field == "details" else "mallory"
     with fresh.session() as session:
@@ -193,8 +210,8 @@ def test_an_edited_record_is_reported_as_altered(fresh: Fresh, field: str) -> No
         session.commit()
 
     report = fresh.verify()
-    assert report["intact"] is False and report["first_broken"] == seq
-    assert report["problem"] is not None and "altered" in report["problem"] and str(seq) in report["problem"]
+    assert report["intact"] is False and report["first_broken"] == position
+    assert report["problem"] == f"record {position} was altered (its hash does not match its content)"
 
     with fresh.session() as session:  # put it back: the chain holds again
         row = session.get(AuditRecord, seq)
@@ -205,8 +222,8 @@ def test_an_edited_record_is_reported_as_altered(fresh: Fresh, field: str) -> No
     assert fresh.verify()["intact"] is True
 
 
-def test_a_rehashed_edit_breaks_the_next_link(fresh: Fresh) -> None:
-    target = _middle(fresh)
+def test_a_rehashed_edit_no_longer_makes_the_stored_tree_head(fresh: Fresh) -> None:
+    _, target = _middle(fresh)
     with fresh.session() as session:
         row = session.get(AuditRecord, target.seq)
         assert row is not None
@@ -215,12 +232,12 @@ def test_a_rehashed_edit_breaks_the_next_link(fresh: Fresh) -> None:
         session.add(row)
         session.commit()
     report = fresh.verify()
-    assert report["first_broken"] == (target.seq or 0) + 1
-    assert "does not link" in report["problem"]
+    assert report["intact"] is False and report["first_broken"] is None
+    assert report["problem"].startswith("the stored tree head is not the head of records 1-")
 
 
 def test_a_deleted_record_is_reported_missing(fresh: Fresh) -> None:
-    target = _middle(fresh)
+    position, target = _middle(fresh)
     saved = target.model_dump()
     with fresh.session() as session:
         row = session.get(AuditRecord, target.seq)
@@ -228,8 +245,8 @@ def test_a_deleted_record_is_reported_missing(fresh: Fresh) -> None:
         session.commit()
 
     report = fresh.verify()
-    assert report["intact"] is False and report["first_broken"] == target.seq
-    assert report["problem"] is not None and "missing" in report["problem"]
+    assert report["intact"] is False and report["first_broken"] == position
+    assert report["problem"] == f"record {position} is missing (the next in the tree is {position + 1})"
 
     with fresh.session() as session:
         session.add(AuditRecord(**saved))
@@ -238,13 +255,14 @@ def test_a_deleted_record_is_reported_missing(fresh: Fresh) -> None:
 
 
 def test_a_truncated_tail_is_reported(fresh: Fresh) -> None:
+    fresh.settled()
     last = fresh.verify()["records"]
     with fresh.session() as session:
-        session.delete(session.get(AuditRecord, last))
+        session.delete(record_at(session, last))
         session.commit()
     report = fresh.verify()
     assert report["intact"] is False and report["first_broken"] == last
-    assert f"says {last} records" in report["problem"]
+    assert report["problem"] == f"the tree says {last} records; {last - 1} remain"
 
 
 # -- what only the signed checkpoints catch -------------------------------------------------------------------------
@@ -259,13 +277,12 @@ def _anchored(fresh: Fresh) -> Checkpoint:
 
 
 def _rewind(fresh: Fresh, keep: int) -> None:
+    """Delete the tree's records after position ``keep`` and make the tree state agree (head and edge too)."""
     with fresh.session() as session:
-        for seq in range(keep + 1, fresh.verify()["records"] + 1):
-            session.delete(session.get(AuditRecord, seq))
-        head, last = session.get(AuditHead, 1), session.get(AuditRecord, keep)
-        assert head is not None and last is not None
-        head.seq, head.hash = keep, last.hash
-        session.add(head)
+        for position in range(keep + 1, fresh.verify()["records"] + 1):
+            session.delete(record_at(session, position))
+        session.flush()
+        restore_tree_head(session)
         session.commit()
 
 
@@ -278,23 +295,26 @@ def test_a_deleted_tail_with_a_rewound_head_is_found(fresh: Fresh) -> None:
     keep = _anchored(fresh).seq - 3
     catches = _first_covering(fresh, keep + 1)
     _rewind(fresh, keep)
-    assert fresh.runtime.repo.verify_audit().intact  # the hash chain alone: consistent, and wrong
+    assert fresh.runtime.repo.verify_audit().intact  # the records and the tree state alone: consistent, and wrong
     report = fresh.verify()
     assert report["intact"] is False and report["first_broken"] == keep + 1
-    assert report["problem"].startswith(f"the chain ends at record {keep} but checkpoint {catches.number} (")
+    assert report["problem"].startswith(f"the log ends at record {keep} but checkpoint {catches.number} (")
     assert f"signed {catches.seq} records: records {keep + 1}-{catches.seq} were deleted" in report["problem"]
 
 
-def test_a_rewritten_chain_with_recomputed_hashes_is_found(fresh: Fresh) -> None:
+def test_a_rewritten_log_with_recomputed_hashes_is_found(fresh: Fresh) -> None:
     start = _anchored(fresh).seq // 2
     catches = _first_covering(fresh, start)
     with fresh.session() as session:
-        rewrite_chain_from(session, start)
+        rewrite_log_from(session, start)
     assert fresh.runtime.repo.verify_audit().intact
     report = fresh.verify()
     assert report["intact"] is False and report["first_broken"] == catches.seq
-    assert report["problem"].startswith(f"record {catches.seq} is not the one checkpoint {catches.number} (")
-    assert "the chain was rewritten at or before record" in report["problem"]
+    if catches.seq == start:  # the record it signed the hash of
+        assert report["problem"].startswith(f"record {catches.seq} is not the one checkpoint {catches.number} (")
+    else:  # a record inside the tree it signed the head of
+        assert report["problem"] == (f"the Merkle tree of records 1-{catches.seq} is not the one checkpoint "
+                                     f"{catches.number} signed")  # fmt: skip
 
 
 def test_a_forged_checkpoint_fails(fresh: Fresh) -> None:
@@ -303,7 +323,7 @@ def test_a_forged_checkpoint_fails(fresh: Fresh) -> None:
     assert keep < made.seq
     _rewind(fresh, keep)
     with fresh.session() as session:  # the intruder makes the stored checkpoint agree with the shorter chain
-        row, last = session.get(AuditCheckpoint, made.number), session.get(AuditRecord, keep)
+        row, last = session.get(AuditCheckpoint, made.number), record_at(session, keep)
         assert row is not None and last is not None
         row.seq = row.records = keep
         row.head_hash = last.hash

@@ -165,7 +165,7 @@ def test_kill_9_mid_issuance_is_reconciled_at_start_up(served: Served, tmp_path:
     assert {(r[1], r[2]) for r in resolved} == {("revoked", "cessationOfOperation")}
     for _serial, _, _, event_id in resolved:  # the authorisation stays spent
         assert served.rows("SELECT used_at FROM proofing_event WHERE id = ?", [event_id])[0][0] is not None
-    assert "audit chain intact" in served.cli.ok("audit", "verify")
+    assert "audit log intact" in served.cli.ok("audit", "verify")
 
     ca_der = httpx.get(f"{served.base}/ca/signature.cer", timeout=10).content
     root_der = httpx.get(f"{served.base}/ca/root.cer", timeout=10).content
