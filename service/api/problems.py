@@ -97,6 +97,16 @@ def _detail(exc: BaseException) -> str:
     return str(exc)
 
 
+def problem_document(exc: Exception) -> dict[str, Any] | None:
+    """The problem document (status included) the table gives ``exc``; None for an error it does not map. A
+    batch reports each failed item with this, the same document the single request would have answered."""
+    for cls, status, slug, title in PROBLEMS:
+        if isinstance(exc, cls):
+            return {"type": f"/problems/{slug}", "title": title, "status": status, "detail": _detail(exc),
+                    **_extra(exc)}  # fmt: skip
+    return None
+
+
 async def _mapped(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, slug, title in PROBLEMS:
         if isinstance(exc, cls):

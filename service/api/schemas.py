@@ -217,6 +217,25 @@ class CardIssueOut(BaseModel):
     revoked_serials: list[str]
 
 
+class CardBatchIn(Strict):
+    """A central issuing station's batch: up to 100 card requests, each on its own proofing event."""
+
+    items: list[CardIssueIn] = Field(min_length=1, max_length=100)
+
+
+class CardBatchItemOut(BaseModel):
+    index: int  # the item's place in the request
+    status: int  # what the single request would have answered: 201, or its problem's status
+    result: CardIssueOut | None = None
+    problem: dict[str, Any] | None = None  # the problem document the single request would have answered
+
+
+class CardBatchOut(BaseModel):
+    issued: int
+    failed: int
+    items: list[CardBatchItemOut]
+
+
 class NonceOut(BaseModel):
     nonce: str
     expires_at: datetime

@@ -1,14 +1,16 @@
-"""``koshin ca ...``: chain, issue, revoke, crl, reconcile, list."""
+"""``koshin ca ...``: chain, issue, issue-cards, revoke, crl, reconcile, list."""
 
 from __future__ import annotations
 
 import enum
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives.serialization import Encoding
+from rich.progress import Progress
 from rich.table import Table
 
 from ca.crl import REASONS
@@ -16,6 +18,7 @@ from ca.holder import parse_holder
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
+from service.cli.card_batch import card_batch
 from service.cli.context import console, operator, print_json, runtime
 from service.flows.authorisation import RevocationAsk
 from service.flows.issuance import issue_for_operator
@@ -169,3 +172,35 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         table.add_row(str(row["serial"]), str(row["profile"]), str(row["status"]), str(row["assurance"]),
                       f"{row['not_after']:%Y-%m-%d}", str(row["subject"]))  # fmt: skip
     console.print(table)
+
+
+REQUESTS_HELP = "JSON lines, each a card request as POST /v1/card-issuances takes it (its proofing event, two CSRs)."
+
+
+@app.command("issue-cards")
+def issue_cards_command(
+    requests: Annotated[Path, typer.Argument(help=REQUESTS_HELP)],
+    batch: Annotated[int, typer.Option(min=1, max=100, help="Card requests per batch (two write transactions).")] = 100,
+    out: Annotated[Path | None, typer.Option(help="Write the outcomes (JSON lines) here instead of stdout.")] = None,
+) -> None:
+    """A central issuing station's batch run: every card request of the file through the one pipeline, ``batch``
+    at a time, with a progress bar; one JSON line per request with its status and its certificates or its problem
+    document (one bad request fails alone). Exit 1 if any request failed."""
+    lines = [(n, line) for n, line in enumerate(_read(requests, "card requests").decode().splitlines(), 1)
+             if line.strip()]  # fmt: skip
+    outcomes: list[dict[str, object]] = []
+    with runtime() as rt, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("card requests", total=len(lines))
+        for start in range(0, len(lines), batch):
+            chunk = lines[start : start + batch]
+            outcomes.extend(card_batch(rt, operator(rt), chunk))
+            progress.advance(task, len(chunk))
+    text = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in outcomes)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        console.out(text, end="", highlight=False)
+    failed = sum(1 for o in outcomes if o["status"] != 201)
+    typer.echo(f"{len(outcomes) - failed} card requests issued, {failed} failed", err=True)
+    if failed:
+        raise typer.Exit(1)

@@ -172,52 +172,13 @@ class IssuanceStore(Repository):
         """The intent transaction: spend, then every intent as ``pending``. ProofingEventUnusable when the
         authorisation was spent or expired meanwhile; SerialCollision when a serial is taken (nothing is kept).
         Core statements throughout: this and the outcome transaction are the hot path of every issuance."""
-        rows = [_pending(item, spend.proofing_event_id, now) for item in intents]
         with self._write() as tx:
-            _spend(tx, spend, now)
-            savepoint = tx.connection.begin_nested()  # PostgreSQL: a failed insert must not abort the spend
-            try:
-                tx.connection.execute(insert(_CERTIFICATES), rows)
-            except IntegrityError as exc:
-                savepoint.rollback()
-                raise SerialCollision(
-                    f"one of the serials {', '.join(r['serial_hex'] for r in rows)} is taken"
-                ) from exc
-            savepoint.commit()
-            for item, row in zip(intents, rows, strict=True):
-                tx.audit("certificate.intent", row["serial_hex"], profile=item.intent.profile,
-                         issuer=item.intent.issuer, proofing_event=spend.proofing_event_id)  # fmt: skip
+            intents_in(tx, spend, intents, now)
 
     def record_outcome(self, outcome: Outcome, now: datetime) -> OutcomeRecords:
-        """The outcome transaction (see the module docstring). Each update returns its row (RETURNING), so the
-        records come back without another read."""
-        records: dict[int, CertificateRecord] = {}
-        superseded: list[CertificateRecord] = []
+        """The outcome transaction (see the module docstring)."""
         with self._write() as tx:
-            connection = tx.connection
-            for serial, der in outcome.issued.items():
-                records[serial] = _from_pending(connection, serial, status="issued", der=der, at=None, reason=None,
-                                                failure=None)  # fmt: skip
-                tx.audit("certificate.issue", serial_hex(serial))
-            for serial, der in outcome.withheld.items():
-                records[serial] = _from_pending(connection, serial, status="revoked", der=der, at=now,
-                                                reason=WITHHELD_REASON, failure=None)  # fmt: skip
-                tx.audit("certificate.revoke", serial_hex(serial), reason=WITHHELD_REASON,
-                         withheld="a certificate of the same request failed")  # fmt: skip
-            for serial, reason in outcome.failed.items():
-                records[serial] = _from_pending(connection, serial, status="failed", der=None, at=None, reason=None,
-                                                failure=reason[:500])  # fmt: skip
-                tx.audit("certificate.fail", serial_hex(serial), reason=reason[:500])
-            for serial in outcome.supersede:
-                row = connection.execute(_SUPERSEDE, {"serial": serial_hex(serial), "at": now}).mappings().first()
-                if row is not None:
-                    tx.audit("certificate.revoke", serial_hex(serial), reason="superseded")
-                    superseded.append(CertificateRecord.model_construct(**row))
-            for change in outcome.cards:
-                _change_card(tx, change)
-            if outcome.give_back is not None:
-                _give_back(tx, outcome.give_back)
-        return OutcomeRecords(records, superseded)
+            return outcome_in(tx, outcome, now)
 
     def reconcile_pending(self, older_than: datetime, now: datetime) -> list[CertificateRecord]:
         """Record every ``pending`` intent created before ``older_than`` as revoked (possibly signed by a process
@@ -235,6 +196,53 @@ class IssuanceStore(Repository):
                 mark_revoked(tx, record, RECONCILED_REASON, now, reconciled=True, intent_at=record.created_at,
                              proofing_event=record.proofing_event_id)  # fmt: skip
         return found
+
+
+def intents_in(tx: WriteTx, spend: Spend, intents: Sequence[Intent], now: datetime) -> None:
+    """Spend, then every intent as ``pending``, in ``tx`` (IssuanceStore.record_intents)."""
+    rows = [_pending(item, spend.proofing_event_id, now) for item in intents]
+    _spend(tx, spend, now)
+    savepoint = tx.connection.begin_nested()  # PostgreSQL: a failed insert must not abort the spend
+    try:
+        tx.connection.execute(insert(_CERTIFICATES), rows)
+    except IntegrityError as exc:
+        savepoint.rollback()
+        raise SerialCollision(f"one of the serials {', '.join(r['serial_hex'] for r in rows)} is taken") from exc
+    savepoint.commit()
+    for item, row in zip(intents, rows, strict=True):
+        tx.audit("certificate.intent", row["serial_hex"], profile=item.intent.profile,
+                 issuer=item.intent.issuer, proofing_event=spend.proofing_event_id)  # fmt: skip
+
+
+def outcome_in(tx: WriteTx, outcome: Outcome, now: datetime) -> OutcomeRecords:
+    """Record an outcome in ``tx`` (IssuanceStore.record_outcome). Each update returns its row (RETURNING), so
+    the records come back without another read."""
+    records: dict[int, CertificateRecord] = {}
+    superseded: list[CertificateRecord] = []
+    connection = tx.connection
+    for serial, der in outcome.issued.items():
+        records[serial] = _from_pending(connection, serial, status="issued", der=der, at=None, reason=None,
+                                        failure=None)  # fmt: skip
+        tx.audit("certificate.issue", serial_hex(serial))
+    for serial, der in outcome.withheld.items():
+        records[serial] = _from_pending(connection, serial, status="revoked", der=der, at=now,
+                                        reason=WITHHELD_REASON, failure=None)  # fmt: skip
+        tx.audit("certificate.revoke", serial_hex(serial), reason=WITHHELD_REASON,
+                 withheld="a certificate of the same request failed")  # fmt: skip
+    for serial, reason in outcome.failed.items():
+        records[serial] = _from_pending(connection, serial, status="failed", der=None, at=None, reason=None,
+                                        failure=reason[:500])  # fmt: skip
+        tx.audit("certificate.fail", serial_hex(serial), reason=reason[:500])
+    for serial in outcome.supersede:
+        row = connection.execute(_SUPERSEDE, {"serial": serial_hex(serial), "at": now}).mappings().first()
+        if row is not None:
+            tx.audit("certificate.revoke", serial_hex(serial), reason="superseded")
+            superseded.append(CertificateRecord.model_construct(**row))
+    for change in outcome.cards:
+        _change_card(tx, change)
+    if outcome.give_back is not None:
+        _give_back(tx, outcome.give_back)
+    return OutcomeRecords(records, superseded)
 
 
 def _presented(session: Session, query: ContextQuery) -> CertificateRecord | None:

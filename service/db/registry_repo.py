@@ -15,7 +15,8 @@ from service.db.audit_store import AuditStore
 from service.db.auth_store import AuthStore
 from service.db.cmp_store import CmpStore
 from service.db.crl_store import CrlStore
-from service.db.issuance_store import IssuanceStore, use_once
+from service.db.issuance_batch import BatchIssuanceStore
+from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
@@ -29,7 +30,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class RegistryRepository(IssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore):
+class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore):
     """The whole database API of the service (CA side inherited from ``Repository``)."""
 
     # -- municipalities ----------------------------------------------------------------------------------

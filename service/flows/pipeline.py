@@ -12,6 +12,10 @@ which rule, what the authorisation spends) and its request builder (the orders);
 4. **one write transaction**: record the results, supersede predecessors, change cards, audit;
 5. hand the revocations to publication (the CRL publisher; OCSP reads the rows, so it knows at once).
 
+``issue_batch`` runs many plans (a central issuing station's batch) the same way, with the writes of the whole
+batch in two transactions (service/db/issuance_batch.py): an item refused while it is prepared, whose
+authorisation was spent meanwhile or whose signature fails, fails alone, with the failure rule below.
+
 A failure after the spend has one rule for every channel. The certificates already signed for the request are
 recorded revoked (cessationOfOperation) in the outcome transaction and never delivered, those not signed are
 recorded failed, and the authorisation is given back (the proofing event and the nonce are usable again until
@@ -30,12 +34,15 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca.errors import IssuanceRefused, SerialCollision
+from ca.errors import CaError, IssuanceRefused, SerialCollision
 from ca.issuance import CertificateAuthority, IssuanceIntent, IssueRequest, PreparedCertificate
 from ca.lint import LintReport
-from service.db.issuance_store import Binding, CardChange, Intent, IssuanceStore, Outcome, Spend
+from hsm.errors import HsmError
+from service.db.issuance_batch import BatchIssuanceStore, IntentItem, OutcomeItem
+from service.db.issuance_store import Binding, CardChange, Intent, Outcome, OutcomeRecords, Spend
 from service.db.models import CertificateRecord
 from service.db.unit import Acting
+from service.errors import ServiceError
 from service.observability.metrics import CERTIFICATES
 
 SERIAL_ATTEMPTS = 3
@@ -96,7 +103,7 @@ class Issued:
 @dataclass(frozen=True)
 class Pipeline:
     authority: CertificateAuthority
-    store: IssuanceStore
+    store: BatchIssuanceStore
     publisher: Publisher
 
     def issue(self, plan: Plan) -> Issued:
@@ -105,30 +112,76 @@ class Pipeline:
         store = self.store.as_(plan.who)
         prepared = self._prepare_and_record(plan, store)
         certificates, failure = self._sign(prepared)
-        signed = {serial: c.public_bytes(Encoding.DER) for serial, c in certificates.items()}
-        serials = [p.intent.serial for p in prepared]
-        if failure is None:
-            outcome = Outcome(issued=signed, supersede=plan.supersede, cards=plan.cards)
-        else:
-            reason = f"{type(failure).__name__}: {failure}"
-            failed = {s: (reason if i == len(signed) else "not signed: an earlier certificate of the request failed")
-                      for i, s in enumerate(serials) if s not in signed}  # fmt: skip
-            outcome = Outcome(withheld=signed, failed=failed, give_back=plan.spend)
+        outcome = _outcome(plan, prepared, certificates, failure)
         recorded = store.record_outcome(outcome, _now())
         _count(plan, prepared, outcome)
-        revoked = {r.issuer for r in recorded.superseded} | {p.intent.issuer for p in prepared if p.intent.serial
-                                                                in outcome.withheld}  # fmt: skip
-        if revoked:
-            self.publisher.revoked(revoked)
+        self._publish([(prepared, outcome, recorded)])
         if failure is not None:
             raise failure
-        issued = [
-            IssuedCertificate(p.intent, certificates[p.intent.serial], recorded.certificates[p.intent.serial], p.lint)
-            for p in prepared
-        ]
-        return Issued(issued, recorded.superseded)
+        return _issued(prepared, certificates, recorded)
 
-    def _prepare_and_record(self, plan: Plan, store: IssuanceStore) -> list[PreparedCertificate]:
+    def issue_batch(self, plans: Sequence[Plan]) -> list[Issued | Exception]:
+        """Every plan through the pipeline with the writes of the whole batch in two transactions (plus one more
+        per round of serial collisions, rare); each item's result, or the error that failed it alone."""
+        results: list[Issued | Exception | None] = [None] * len(plans)
+        prepared: dict[int, list[PreparedCertificate]] = {}
+        for i, plan in enumerate(plans):
+            try:
+                if not plan.orders:
+                    raise IssuanceRefused("an issuance request needs at least one certificate")
+                prepared[i] = [order.prepare(self.authority) for order in plan.orders]
+            except (CaError, ServiceError, HsmError, ValueError) as exc:
+                results[i] = exc
+        recorded = self._record_batch(plans, prepared, results)
+        signing = {i: self._sign(prepared[i]) for i in recorded}
+        outcomes = {i: _outcome(plans[i], prepared[i], *signing[i]) for i in recorded}
+        stored = self.store.record_outcomes_batch([OutcomeItem(plans[i].who, outcomes[i]) for i in recorded], _now())
+        published = []
+        for i, records in zip(recorded, stored, strict=True):
+            certificates, failure = signing[i]
+            if isinstance(records, Exception):
+                results[i] = records
+                continue
+            _count(plans[i], prepared[i], outcomes[i])
+            published.append((prepared[i], outcomes[i], records))
+            results[i] = failure if failure is not None else _issued(prepared[i], certificates, records)
+        self._publish(published)
+        return [r if r is not None else IssuanceRefused("not processed") for r in results]
+
+    def _record_batch(self, plans: Sequence[Plan], prepared: dict[int, list[PreparedCertificate]],
+                      results: list[Issued | Exception | None]) -> list[int]:  # fmt: skip
+        """The batch's intent transaction; items whose serial was taken are prepared again and retried."""
+        recorded: list[int] = []
+        todo = [i for i in prepared if results[i] is None]
+        for _attempt in range(SERIAL_ATTEMPTS):
+            if not todo:
+                break
+            items = [IntentItem(plans[i].who, plans[i].spend, [Intent(p.intent, o.binding) for p, o in
+                                                                 zip(prepared[i], plans[i].orders, strict=True)])
+                     for i in todo]  # fmt: skip
+            retry = []
+            for i, error in zip(todo, self.store.record_intents_batch(items, _now()), strict=True):
+                if error is None:
+                    recorded.append(i)
+                elif isinstance(error, SerialCollision):
+                    prepared[i] = [order.prepare(self.authority) for order in plans[i].orders]
+                    retry.append(i)
+                else:
+                    results[i] = error
+            todo = retry
+        for i in todo:
+            results[i] = IssuanceRefused(f"no free serial number after {SERIAL_ATTEMPTS} attempts")
+        return sorted(recorded)
+
+    def _publish(self, done: Sequence[tuple[Sequence[PreparedCertificate], Outcome, OutcomeRecords]]) -> None:
+        revoked: set[str] = set()
+        for prepared, outcome, recorded in done:
+            revoked |= {r.issuer for r in recorded.superseded}
+            revoked |= {p.intent.issuer for p in prepared if p.intent.serial in outcome.withheld}
+        if revoked:
+            self.publisher.revoked(revoked)
+
+    def _prepare_and_record(self, plan: Plan, store: BatchIssuanceStore) -> list[PreparedCertificate]:
         """Prepare and lint every order, then spend and record the intents; new serials after a collision."""
         for _attempt in range(SERIAL_ATTEMPTS):
             prepared = [order.prepare(self.authority) for order in plan.orders]
@@ -150,6 +203,25 @@ class Pipeline:
             except Exception as exc:
                 return signed, exc
         return signed, None
+
+
+def _outcome(plan: Plan, prepared: Sequence[PreparedCertificate], certificates: dict[int, x509.Certificate],
+             failure: Exception | None) -> Outcome:  # fmt: skip
+    """Issued, or (after a failure) the signed ones withheld, the rest failed, the authorisation given back."""
+    signed = {serial: c.public_bytes(Encoding.DER) for serial, c in certificates.items()}
+    if failure is None:
+        return Outcome(issued=signed, supersede=plan.supersede, cards=plan.cards)
+    reason = f"{type(failure).__name__}: {failure}"
+    serials = [p.intent.serial for p in prepared]
+    failed = {s: (reason if i == len(signed) else "not signed: an earlier certificate of the request failed")
+              for i, s in enumerate(serials) if s not in signed}  # fmt: skip
+    return Outcome(withheld=signed, failed=failed, give_back=plan.spend)
+
+
+def _issued(prepared: Sequence[PreparedCertificate], certificates: dict[int, x509.Certificate],
+            recorded: OutcomeRecords) -> Issued:  # fmt: skip
+    return Issued([IssuedCertificate(p.intent, certificates[p.intent.serial], recorded.certificates[p.intent.serial],
+                                     p.lint) for p in prepared], recorded.superseded)  # fmt: skip
 
 
 def _count(plan: Plan, prepared: Sequence[PreparedCertificate], outcome: Outcome) -> None:

@@ -146,6 +146,22 @@ SAMPLES: dict[RouteKey, Sample] = {
         frozenset({404}),
         {"reason": "keyCompromise"},
     ),
+    ("POST", "/v1/card-issuances/batch"): Sample(
+        "/v1/card-issuances/batch",
+        frozenset({Role.CA_OPERATOR}),
+        frozenset({200}),  # the batch answers; its one item failed 404 (tests/service/api/test_card_batch.py)
+        {
+            "items": [
+                {
+                    "resident_number": "NOPE-0000",
+                    "proofing_event_id": NO_EVENT,
+                    "card_number": "CNOPE0000",
+                    "signature_csr_pem": CSR,
+                    "user_authentication_csr_pem": CSR,
+                }
+            ]
+        },
+    ),
     ("POST", "/v1/card-issuances"): Sample(
         "/v1/card-issuances",
         STAFF | {Role.CA_OPERATOR},
