@@ -35,8 +35,10 @@ def _checked(response: httpx.Response) -> Any:
 
 
 def koshin_client(params: dict[str, Any], index: int) -> Operation:
-    """POST /v1/certificates on proofing events created beforehand (untimed), one resident per client."""
-    http = http_client(params["base_url"], {"Authorization": f"Bearer {params['token']}"})
+    """POST /v1/certificates on proofing events created beforehand (untimed), one resident per client; with
+    ``base_urls`` (several nodes) client ``index`` talks to node ``index % len(base_urls)``."""
+    urls = params.get("base_urls") or [params["base_url"]]
+    http = http_client(urls[index % len(urls)], {"Authorization": f"Bearer {params['token']}"})
     card = f"C{uuid.uuid4().hex[:12].upper()}"
     number = f"R-{uuid.uuid4().hex[:12]}"
     _checked(http.post("/v1/residents", json={

@@ -63,7 +63,35 @@ def ratios(ctx: BenchContext) -> list[Ratio]:
             add(f"wave {r.name.split()[0]} 50,066 renewals (s)", ("wave", r.name), None, WAVE_TARGET_S, at_most=True)
         if r.scenario == "rest" and r.name.endswith("worker RSS"):
             add(f"service worker RSS {r.name.split()[0]} (MiB)", ("rest", r.name), None, WORKER_RSS_MIB, at_most=True)
-    found += write_path_ratios(ctx)
+    found += write_path_ratios(ctx) + scale_out_ratios(ctx)
+    return found
+
+
+def scale_out_ratios(ctx: BenchContext) -> list[Ratio]:
+    """Issue 13 (scale out): its benchmark table."""
+    found: list[Ratio] = []
+
+    def add(name: str, num: tuple[str, str], den: tuple[str, str] | None, target: float, *,
+            at_most: bool = False) -> None:  # fmt: skip
+        a, b = ctx.find(*num), ctx.find(*den) if den else None
+        if a is None or (den is not None and (b is None or not b.median)):
+            return
+        value = a.median / b.median if b is not None else a.median
+        found.append(Ratio(name, f"{num[0]}:{num[1]}", f"{den[0]}:{den[1]}" if den else "1", value, target, at_most))
+
+    for r in ctx.results:
+        if r.scenario == "wave" and r.name.split()[1:] == ["certificates"]:
+            alg = r.params.get("algorithm", "rsa2048")
+            add(f"[13] wave {r.name.split()[0]} vs issue lint on {alg} w2", ("wave", r.name),
+                ("issue", f"{alg} lint on w2"), 1.0)  # fmt: skip
+        if r.scenario == "nodes" and " two nodes " in r.name:
+            add(f"[13] {r.name} vs one node", ("nodes", r.name), ("nodes", r.name.replace("two nodes", "one node")),
+                1.7)  # fmt: skip
+        if r.scenario == "rest" and r.name.endswith("audit integration p99"):
+            add(f"[13] {r.name} (ms)", ("rest", r.name), None, 1000.0, at_most=True)
+    for alg in ctx.algorithms:
+        add(f"[13] ocsp fresh vs token {alg}", ("ocsp", f"{alg} fresh"), ("token-sign", f"{alg} w1"),
+            0.8 if alg.startswith("rsa") else 0.5)  # fmt: skip
     return found
 
 

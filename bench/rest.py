@@ -1,10 +1,11 @@
 """Scenario ``rest``: POST /v1/certificates end to end against ``koshin serve --workers 2``, with 1, 2 and 4
 concurrent clients in separate processes; SQLite and PostgreSQL; throughput, p50/p99 latency and the RSS of
-the service's worker processes after the load."""
+the service's worker processes after the load; the audit records' integration delay (append to leaf) under it."""
 
 from __future__ import annotations
 
 import statistics
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.child import in_child
@@ -44,6 +45,7 @@ def run(ctx: BenchContext) -> None:
             seed: dict[str, Any] = {"home": ctx.home.root, "algorithm": algorithm, "database_url": url,
                                     "prefix": prefix, "tag": f"{backend}-{port}"}  # fmt: skip
             tokens = in_child("bench.setup:seed_actors", seed)
+            since = datetime.now(UTC).isoformat()
             with koshin_serve(ctx.home, settings, SERVICE_WORKERS, port) as server:
                 for clients in clients_list:
                     params = {"base_url": f"http://127.0.0.1:{port}", "token": tokens["municipal_staff"],
@@ -56,6 +58,14 @@ def run(ctx: BenchContext) -> None:
                     for q in (0.5, 0.99):
                         samples = [_percentile(r.latencies, q) * 1000 for r in runs]
                         ctx.add(SCENARIO, f"{name} p{int(q * 100)}", "ms", samples, **common)
+                delays = in_child("bench.setup:integration_delays", {**seed, "since": since})
+                if len(delays) >= ctx.runs:  # one sample per run: the records in append order, cut in ``runs`` parts
+                    common = {"algorithm": algorithm, "backend": backend, "records": len(delays)}
+                    size = len(delays) // ctx.runs
+                    parts = [delays[k * size : (k + 1) * size] for k in range(ctx.runs)]
+                    for q in (0.5, 0.99):
+                        ctx.add(SCENARIO, f"{algorithm} {backend} audit integration p{int(q * 100)}", "ms",
+                                [_percentile(part, q) * 1000 for part in parts], **common)  # fmt: skip
                 workers = descendants(server.pid)
                 rss = [rss_mib(pid) for pid in workers]
                 rss = [value for value in rss if value > 0]

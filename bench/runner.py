@@ -29,6 +29,7 @@ SCENARIOS = {
     "ocsp-http": "bench.ocsp_http",
     "crl": "bench.crl",
     "wave": "bench.wave",
+    "nodes": "bench.nodes",
 }
 WAVE_RENEWALS = 50_066  # Miyazaki's expected card renewals in FY2025
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cryptography import x509
@@ -86,5 +86,16 @@ def verify_audit(params: dict[str, Any]) -> tuple[bool, int, str | None]:
     try:
         report = rt.repo.verify_audit()
         return report.intact, report.records, report.problem
+    finally:
+        rt.close()
+
+
+def integration_delays(params: dict[str, Any]) -> list[float]:
+    """Seconds from append to integration into the audit tree of the records appended since ``since``."""
+    home = BenchHome(params["home"])
+    settings = home.settings(params["algorithm"], database_url=params.get("database_url"), prefix=params["prefix"])
+    rt = open_runtime(settings)
+    try:
+        return rt.repo.integration_delays(datetime.fromisoformat(params["since"]))
     finally:
         rt.close()

@@ -185,6 +185,9 @@ def run_wave(ctx: BenchContext, backend: str, database_url: str | None, prefix: 
     ctx.add(SCENARIO, f"{backend} certificates", "/s", [certs_per_s], **common)
     ctx.add(SCENARIO, f"{backend} projected 50,066 s", "s", [50_066 * total / count], **common)
     ctx.add(SCENARIO, f"{backend} projected 15.8M certificates", "h", [NATIONAL_FY2025 / certs_per_s / 3600], **common)
+    ctx.add(SCENARIO, f"{backend} nodes for 15.8M in one 8-hour day", "nodes",
+            [NATIONAL_FY2025 / (8 * 3600) / certs_per_s], per_node_certificates_per_s=round(certs_per_s, 1),
+            **common)  # fmt: skip
 
 
 def run(ctx: BenchContext) -> None:

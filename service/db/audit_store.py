@@ -169,9 +169,12 @@ class AuditStore(Repository):
         return None if record is None else (record.leaf_index, record.hash)
 
     def integration_delays(self, since: datetime) -> list[float]:
-        """Seconds from append to integration of every record appended since ``since`` and integrated (bench)."""
-        query = select(AuditRecord.at, AuditRecord.integrated_at).where(
-            col(AuditRecord.at) >= since, col(AuditRecord.integrated_at).is_not(None)
+        """Seconds from append to integration of every record appended since ``since`` and integrated, in the
+        order they were appended (bench)."""
+        query = (
+            select(AuditRecord.at, AuditRecord.integrated_at)
+            .where(col(AuditRecord.at) >= since, col(AuditRecord.integrated_at).is_not(None))
+            .order_by(col(AuditRecord.seq))
         )
         with self._read() as session:
             return [(_aware(b) - _aware(a)).total_seconds() for a, b in session.exec(query) if b is not None]

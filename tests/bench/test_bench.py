@@ -18,7 +18,7 @@ from tests.support.helpers import run
 # Runs `koshin` on the embedded SoftHSM without the softhsm fixture: a token test all the same.
 pytestmark = pytest.mark.hsm
 
-SCENARIOS = ("token-sign", "issue", "rest", "peer-openssl", "peer-cfssl", "ocsp", "crl", "wave")
+SCENARIOS = ("token-sign", "issue", "rest", "peer-openssl", "peer-cfssl", "ocsp", "crl", "wave", "nodes")
 
 
 @pytest.fixture(scope="module")
