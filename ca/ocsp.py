@@ -186,6 +186,7 @@ class OcspResponder:
         if len(set(names)) != len(names):
             raise OcspConfigurationError(f"duplicate issuer names: {names}")
         self._lookup, self._validity = lookup, validity
+        self.issuer_names = frozenset(names)
         self._cache: dict[_CacheKey, _Kept] = {}
         self._cache_entries, self._cache_lock = cache_entries, threading.Lock()
         self._by_cert_id: dict[tuple[str, bytes, bytes], OcspIssuer] = {}

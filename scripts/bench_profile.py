@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_profile.py issue --count 300 [--lint/--no-lint] [--algorithm rsa2048]
     .venv/bin/python scripts/bench_profile.py lint --count 300
-    .venv/bin/python scripts/bench_profile.py wave --count 100
+    .venv/bin/python scripts/bench_profile.py wave --count 20    # batches of wave.BATCH renewals
 
 Works in its own temporary bench home (never KOSHIN_HOME). Prints pyinstrument's text report.
 """
@@ -24,6 +24,7 @@ from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
 from ca.signing import lint_copy
 from service.flows.issuance import issue_for_operator
+from service.publication.crl import BackgroundPublisher
 from service.runtime import open_runtime
 
 
@@ -46,22 +47,22 @@ def main() -> None:
             token = seed_actors({"home": home.root, "algorithm": args.algorithm, "prefix": "", "tag": "p"})
             actor = rt.repo.actor_by_token(token["municipal_staff"])
             csrs = [holder_csr_pem() for _ in range(4)]
-            number = "P-0001"
-            rt.repo.create_resident(
-                {
-                    "resident_number": number,
-                    "name": "宮崎 花子",
-                    "address": "宮崎県宮崎市",
-                    "municipality_code": MIYAZAKI,
-                    "date_of_birth": date(1988, 4, 12),
-                    "sex": "2",
-                }
-            )
-            card = wave._renew(rt, actor, number, None, csrs, 0)
+            publisher = BackgroundPublisher(rt.crl_publication, 0.5, 30.0)  # as in a wave worker
+            rt.publisher = publisher
+            publisher.start()
+            residents: list[tuple[str, str | None]] = []
+            for k in range(wave.BATCH):
+                number = f"P-{k:04d}"
+                rt.repo.create_resident({"resident_number": number, "name": "宮崎 花子", "address": "宮崎県宮崎市",
+                                         "municipality_code": MIYAZAKI, "date_of_birth": date(1988, 4, 12),
+                                         "sex": "2"})  # fmt: skip
+                residents.append((number, None))
+            first = wave._renew_batch(rt, actor, residents, csrs, 0)
+            residents[:] = [(number, card) for (number, _), card in zip(residents, first, strict=True)]
 
-            def step(i: int) -> None:
-                nonlocal card
-                card = wave._renew(rt, actor, number, card, csrs, i)
+            def step(i: int) -> None:  # one batch of wave.BATCH renewals
+                cards = wave._renew_batch(rt, actor, residents, csrs, i)
+                residents[:] = [(number, card) for (number, _), card in zip(residents, cards, strict=True)]
         elif args.what == "lint":
             prepared = authority.prepare(
                 IssueRequest("signature", load_csr(csr_pem), BENCH_HOLDER, AssuranceLevel.IAL3)

@@ -19,7 +19,7 @@ def bench(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, ocsp-http, crl, wave (default: all)."
+            help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, ocsp-http, crl, wave, nodes (default: all)."
         ),
     ] = None,
     quick: Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
 from service.cli.card_batch import card_batch
-from service.cli.context import console, operator, print_json, runtime
+from service.cli.context import console, errors, operator, print_json, runtime
 from service.flows.authorisation import RevocationAsk
 from service.flows.issuance import issue_for_operator
 from service.flows.reconciliation import reconcile as reconcile_pending
@@ -189,7 +190,7 @@ def issue_cards_command(
     lines = [(n, line) for n, line in enumerate(_read(requests, "card requests").decode().splitlines(), 1)
              if line.strip()]  # fmt: skip
     outcomes: list[dict[str, object]] = []
-    with runtime() as rt, Progress(console=console, transient=True) as progress:
+    with runtime() as rt, Progress(console=errors, transient=True) as progress:  # stdout: the JSON lines only
         task = progress.add_task("card requests", total=len(lines))
         for start in range(0, len(lines), batch):
             chunk = lines[start : start + batch]
@@ -199,7 +200,7 @@ def issue_cards_command(
     if out is not None:
         out.write_text(text, encoding="utf-8")
     else:
-        console.out(text, end="", highlight=False)
+        sys.stdout.write(text)  # JSON lines as they are: no console wrapping
     failed = sum(1 for o in outcomes if o["status"] != 201)
     typer.echo(f"{len(outcomes) - failed} card requests issued, {failed} failed", err=True)
     if failed:

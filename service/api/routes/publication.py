@@ -34,6 +34,14 @@ TSQ_MEDIA, TSR_MEDIA = "application/timestamp-query", "application/timestamp-rep
 Auditors = Annotated[Actor, Depends(require(Role.AUDITOR))]
 
 
+def _ocsp_name(rt: RuntimeDep, ca: str) -> str:
+    """The CA of an OCSP URL, checked against the process's responder (made at start-up from the CA records),
+    so answering reads the database once, for the status, and nothing else."""
+    if ca not in rt.ocsp.issuer_names:
+        raise NotFound(f"no CA named {ca!r} (known: {', '.join(sorted(rt.ocsp.issuer_names))})")
+    return ca
+
+
 def _issuing_name(rt: RuntimeDep, ca: str, *, root_allowed: bool = False) -> str:
     names = {r.name for r in rt.ca_records("issuing")} | ({"root"} if root_allowed else set())
     if ca not in names:
@@ -70,7 +78,7 @@ def chain(rt: RuntimeDep) -> Response:
 @router.post("/ocsp/{ca}", tags=["publication"], response_class=Response)
 async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 over HTTP POST (application/ocsp-request)."""
-    name = _issuing_name(rt, ca)
+    name = _ocsp_name(rt, ca)
     answer = rt.ocsp.answer(await request.body(), issuer_name=name)
     OCSP_RESPONSES.labels(name, "cached" if answer.cached else "signed").inc()
     return Response(answer.der, media_type=OCSP_MEDIA)
@@ -80,7 +88,7 @@ async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
 def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
     """RFC 6960 appendix A GET: the base64 DER request in the path (standard base64 as the RFC says; the
     URL-safe alphabet some clients send is accepted too, and missing padding is tolerated)."""
-    name = _issuing_name(rt, ca)
+    name = _ocsp_name(rt, ca)
     altchars = b"-_" if ("-" in encoded or "_" in encoded) else None
     try:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=altchars, validate=False)

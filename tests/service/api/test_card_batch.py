@@ -13,7 +13,7 @@ from cryptography import x509
 
 import service.db.unit as unit
 from service.cli.card_batch import card_batch
-from service.db.audit_log import AuditEntry
+from service.db.audit_log import AuditEntry, append_all
 from tests.support.api_world import Api
 from tests.support.requests import counter_event, csr_pem, software_key
 
@@ -27,7 +27,7 @@ def _item(api: Api, resident: str, event_id: str, card: str | None = None) -> di
 def _writes_by(monkeypatch: pytest.MonkeyPatch, actor: str) -> list[list[AuditEntry]]:
     """The audit entries of every write transaction from now on that appends any for ``actor``."""
     seen: list[list[AuditEntry]] = []
-    original = unit.append_all
+    original = append_all
 
     def counted(session: Any, entries: Sequence[AuditEntry], at: Any = None) -> int:
         if any(e.actor == actor for e in entries):

@@ -28,7 +28,7 @@ from bench.pgserver import PgServer
 from tests.conftest import require_softhsm
 from tests.support.crl_wait import crl_number, wait_for_crl
 from tests.support.helpers import openssl, run
-from tests.support.served import Served, holder_csr_pem
+from tests.support.served import EVIDENCE, RESIDENT, Served, holder_csr_pem
 
 pytestmark = pytest.mark.hsm
 REVOCATIONS = 44
@@ -178,3 +178,37 @@ def test_kill_9_mid_issuance_is_reconciled_at_start_up(served: Served, tmp_path:
         assert answer.returncode == 0 and "Response verify OK" in text and f"0x{serial}: revoked" in text, text
     wait_for_crl(lambda: _fetch(served, "signature"), {int(s, 16) for s in pending})
     assert "Traceback" not in served.log.read_text(errors="replace")
+
+
+def test_a_station_operator_runs_a_batch_file_against_the_live_database(served: Served, tmp_path: Path) -> None:
+    """``koshin ca issue-cards``: card requests made at the counter (events, cards, station CSRs) issued in one
+    batch by the command, while the service runs on the same database; a bad line fails alone."""
+    lines = []
+    with served.client() as http:
+        for _ in range(2):
+            card = f"B{uuid.uuid4().hex[:10].upper()}"
+            added = http.post(f"/v1/residents/{RESIDENT}/cards", json={"number": card, "issued_on": "2026-12-01"})
+            assert added.status_code == 201, added.text
+            event = http.post(
+                "/v1/proofing-events",
+                json={
+                    "resident_number": RESIDENT,
+                    "operation": "card_issue",
+                    "channel": "counter_in_person",
+                    "evidence": EVIDENCE,
+                },
+            )
+            assert event.status_code == 201, event.text
+            lines.append(json.dumps({"resident_number": RESIDENT, "proofing_event_id": event.json()["id"],
+                                     "card_number": card, "signature_csr_pem": holder_csr_pem(),
+                                     "user_authentication_csr_pem": holder_csr_pem()}))  # fmt: skip
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text("\n".join([lines[0], '{"resident_number": 1}', lines[1]]) + "\n", encoding="utf-8")
+    result = served.cli("ca", "issue-cards", str(requests), "--batch", "2")
+    assert result.returncode == 1, result.stdout + result.stderr  # one request failed
+    outcomes = [json.loads(line) for line in result.stdout.splitlines()]  # the progress bar goes to stderr
+    assert [(o["line"], o["status"]) for o in outcomes] == [(1, 201), (2, 422), (3, 201)]
+    assert "2 card requests issued, 1 failed" in result.stderr
+    for outcome in (outcomes[0], outcomes[2]):
+        [(status,)] = served.rows("SELECT status FROM certificate WHERE serial_hex = ?", [outcome["signature"]])
+        assert status == "issued"
