@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+# Rows whose revocation status ever changed (revoked, or revoked and released). Only they are in the CRL index,
+# so issuance (new rows, status_changes 0) does not pay for it; queries name the condition literally so both
+# SQLite and PostgreSQL can prove the partial index applies.
+STATUS_CHANGED = text("status_changes > 0")
+COMPLETE_CRL = text("shard IS NULL")
 
 
 class CaRecord(SQLModel, table=True):
@@ -28,6 +34,10 @@ class CertificateRecord(SQLModel, table=True):
     """A holder certificate: the intent is written before the token signs, the DER after."""
 
     __tablename__ = "certificate"
+    __table_args__ = (
+        Index("ix_certificate_crl", "issuer", "crl_shard", "status", "status_changes",
+              sqlite_where=STATUS_CHANGED, postgresql_where=STATUS_CHANGED),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     serial_hex: str = Field(unique=True, index=True)
@@ -52,14 +62,26 @@ class CertificateRecord(SQLModel, table=True):
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
     created_at: datetime
+    # The CRL shard its CRL distribution point names (serial mod the issuer's crl_shards, chosen when the intent
+    # is prepared; 0 for an unpartitioned issuer and for certificates issued before 0010).
+    crl_shard: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # One more on every revocation and every release from hold (service/db/crl_store.py): the sum over a shard
+    # only grows, so a CRL that recorded the sum it covered can tell whether anything changed since.
+    status_changes: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class CrlRecord(SQLModel, table=True):
-    """A published CRL. ``(issuer, number)`` is unique: a number is allocated once, in the transaction that
-    stores the CRL (service/publication/crl.py)."""
+    """A published CRL: the complete CRL of an issuer (``shard`` NULL) or one shard of a partitioned issuer (RFC
+    5280 section 5.2.5). Each scope numbers its CRLs on its own: ``(issuer, shard, number)`` is unique, and
+    ``(issuer, number)`` among the complete CRLs; a number is allocated once, in the transaction that stores the
+    CRL (service/publication/crl.py)."""
 
     __tablename__ = "crl"
-    __table_args__ = (UniqueConstraint("issuer", "number", name="uq_crl_issuer_number"),)
+    __table_args__ = (
+        UniqueConstraint("issuer", "shard", "number", name="uq_crl_issuer_shard_number"),
+        Index("uq_crl_issuer_number", "issuer", "number", unique=True,
+              sqlite_where=COMPLETE_CRL, postgresql_where=COMPLETE_CRL),
+    )  # fmt: skip
 
     id: int | None = Field(default=None, primary_key=True)
     issuer: str = Field(index=True)
@@ -68,3 +90,5 @@ class CrlRecord(SQLModel, table=True):
     next_update: datetime
     crl_der: bytes
     entries: int | None = None  # how many revoked certificates it lists (None: stored before koshin counted)
+    shard: int | None = None  # None: the complete CRL
+    covers: int | None = None  # the scope's sum of certificate.status_changes it lists (None: before 0010)

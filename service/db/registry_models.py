@@ -35,6 +35,7 @@ class Resident(SQLModel, table=True):
     evacuee: bool = False
     created_at: datetime
     updated_at: datetime
+    stay_limit: date | None = None  # a foreign resident's period of stay ends on this day (在留期間の満了日)
 
 
 class Card(SQLModel, table=True):
