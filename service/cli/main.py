@@ -20,11 +20,13 @@ from service.cli import (
     policy_commands,
     sample,
     service_commands,
+    whatif_commands,
 )
 from service.cli.context import console, errors, runtime
 from service.errors import ServiceError
 from service.policy.errors import PolicyError
 from service.provisioning import provision
+from service.whatif.errors import WhatIfError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -48,6 +50,7 @@ app.add_typer(device_commands.kiosk, name="kiosk")
 app.command("sign-pdf")(pdf_commands.sign_pdf)
 app.command("verify-pdf")(pdf_commands.verify_pdf)
 app.command("bench")(bench_commands.bench)
+app.command("whatif")(whatif_commands.whatif)
 
 
 @app.command()
@@ -70,7 +73,7 @@ def init() -> None:
 def main() -> None:
     try:
         app()
-    except (HsmError, CaError, ServiceError, PolicyError, DeviceError, ValueError, OSError) as exc:
+    except (HsmError, CaError, ServiceError, PolicyError, WhatIfError, DeviceError, ValueError, OSError) as exc:
         errors.print(f"koshin: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 
