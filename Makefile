@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := softhsm2 opensc openssl postgresql libengine-pkcs11-openssl golang-cfssl curl stunnel4
+DEB_PACKAGES := softhsm2 opensc openssl postgresql libengine-pkcs11-openssl golang-cfssl curl stunnel4 chromium fonts-ipafont-gothic
 
 .PHONY: run test deps system-deps venv check clean lock
 
