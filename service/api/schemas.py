@@ -66,6 +66,9 @@ class ImportOut(BaseModel):
     revoked_serials: list[str]
 
 
+# Where an outreach desk stands: the venues the regimes name (profiles/policy/*.yaml, match.venues).
+Venue = Literal["company_outreach", "wide_area_venue", "state_large_scale_venue"]
+
 # Evidence the service establishes itself, from a request's signature or a key attestation: never asserted.
 VERIFIED_EVIDENCE = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DERIVED_CERTIFICATE,
                                Evidence.DEVICE_GENERATED_KEY})  # fmt: skip
@@ -84,7 +87,7 @@ class ProofingIn(Strict):
     operation: Operation
     channel: Channel
     evidence: list[Evidence] = Field(default_factory=list, max_length=16)
-    venue: Literal["company_outreach", "wide_area_venue"] | None = None
+    venue: Venue | None = None
 
     _verified_evidence = field_validator("evidence")(_asserted_only)
 
@@ -126,7 +129,7 @@ class PolicyEvaluateIn(Strict):
     card_valid: bool = True
     sign_cert_valid: bool = True
     post_office_delegated: bool = False
-    venue: Literal["company_outreach", "wide_area_venue"] | None = None
+    venue: Venue | None = None
     revocation_reason: ReasonName | None = None
     infrastructure: bool = False
     holder_bound: bool = False

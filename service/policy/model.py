@@ -75,6 +75,7 @@ class Evidence(enum.StrEnum):
     DEVICE_GENERATED_KEY = "device_generated_key"  # the key pair was generated in the device's chip
     F2F_AT_APPLICATION = "f2f_at_application"  # 申請時来庁方式: face-to-face check done at application
     DERIVED_CERTIFICATE = "derived_certificate"  # a signature made with the phone's current, valid certificate
+    ONE_TIME_PASSWORD = "one_time_password"  # noqa: S105 - evidence name; a code sent to the holder's registered contact
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,12 @@ def test_show_json_lists_a_proposals_changes() -> None:
     assert [(c["kind"], c["target"], c["rule"]) for c in table["changes"]] == [
         ("insert_before", "P12", "P246-CERT-RENEW"),
         ("insert_before", "P10-ELSEWHERE", "P246-OTHER-PIN"),
+        ("insert_before", "P6", "P246-CERT-RENEW-KIOSK"),
+        ("insert_before", "P12", "P246-CERT-RENEW-FACE"),
+        ("insert_before", "P10-ELSEWHERE", "P246-SIGN-PIN-ONLINE"),
+        ("insert_before", "P10-ELSEWHERE", "P246-AUTH-PIN-ONLINE"),
+        ("insert_before", "P10-ELSEWHERE", "P246-OTHER-PIN-ONLINE"),
+        ("insert_before", "P10-ELSEWHERE", "P246-PIN-OTP"),
     ]
     assert all("#246" in c["because"] for c in table["changes"])
 
@@ -72,7 +78,7 @@ def test_show_json_lists_a_proposals_changes() -> None:
 def test_show_text() -> None:
     result = runner.invoke(app, ["show", "--regime", "proposal-90"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    assert "regime proposal-90 (base current-2022, 2 changes)" in result.output
+    assert "regime proposal-90 (base current-2022, 5 changes)" in result.output
     assert "P90-CONTRACTOR" in result.output and "[R3]" in result.output
     assert "insert_before P3 -> P90-CONTRACTOR" in result.output
 

@@ -68,9 +68,12 @@ EVIDENCE = {
     "auth_pin_face": frozenset({E.AUTH_PIN, E.FACE_MATCH_CHIP_PHOTO, E.LIVE_FACE_CAPTURE}),
     "sign_password_face": frozenset({E.SIGN_PASSWORD, E.FACE_MATCH_CHIP_PHOTO}),
     "sign_cert": frozenset({E.CARD_SIGN_CERTIFICATE, E.DEVICE_GENERATED_KEY}),
+    "web_id_check": frozenset({E.PHOTO_ID_DOCUMENT, E.RESIDENT_REGISTER_MATCH, E.LIVE_FACE_CAPTURE}),
+    "otp_face": frozenset({E.ONE_TIME_PASSWORD, E.FACE_MATCH_CHIP_PHOTO, E.LIVE_FACE_CAPTURE}),
+    "auth_pin_face_chip_key": frozenset({E.AUTH_PIN, E.FACE_MATCH_CHIP_PHOTO, E.DEVICE_GENERATED_KEY}),
 }
 PLACES = {"same": ("matsuyama", "matsuyama"), "other": ("sapporo", "matsuyama")}
-VENUES = (None, "wide_area_venue")
+VENUES = (None, "wide_area_venue", "state_large_scale_venue")
 
 
 def _grid() -> list[PolicyRequest]:
@@ -83,12 +86,13 @@ def _grid() -> list[PolicyRequest]:
             holder_municipality=PLACES[place][1],
             evidence=EVIDENCE[evidence],
             holder=HolderState(age=40),
-            post_office_delegated=True,
+            post_office_delegated=delegated,
             venue=venue,
         )
         for operation, channel, role, evidence, place, venue in itertools.product(
             Operation, Channel, Role, EVIDENCE, PLACES, VENUES
         )
+        for delegated in ((True, False) if channel is Channel.POST_OFFICE_IN_PERSON else (True,))
     ]
 
 
@@ -97,23 +101,39 @@ BASELINE = [decide(req, CURRENT, OIDS) for req in GRID]
 
 HOLDER_AGENTS = {Role.KIOSK, Role.HOLDER_APP}
 RESIDENT_STAFF = {Role.MUNICIPAL_STAFF, Role.FISCAL_YEAR_STAFF}
-REMOTE_RENEWAL = {
-    (Operation.CARD_RENEW, channel, role)
-    for channel in (Channel.KIOSK_FACE_MATCH, Channel.ONLINE_FACE_MATCH)
-    for role in HOLDER_AGENTS
-}
+ANY_STAFF = {*RESIDENT_STAFF, Role.OTHER_MUNICIPALITY_STAFF}
+REMOTE = (Channel.KIOSK_FACE_MATCH, Channel.ONLINE_FACE_MATCH)
+OP = Operation
+Triple = tuple[Operation, Channel, Role]
+
+
+def _triples(operations: tuple[Operation, ...], channels: tuple[Channel, ...], roles: set[Role]) -> set[Triple]:
+    return set(itertools.product(operations, channels, roles))
+
+
+REMOTE_RENEWAL = _triples((OP.CARD_RENEW,), REMOTE, HOLDER_AGENTS)
 EXPECTED_CHANGES = {
-    "proposal-15": REMOTE_RENEWAL | {(Operation.CARD_DELIVERY, Channel.RESTRICTED_MAIL, Role.CA_OPERATOR)},
-    "proposal-280": REMOTE_RENEWAL | {(Operation.CARD_DELIVERY, Channel.RESTRICTED_MAIL, r) for r in RESIDENT_STAFF},
-    "proposal-90": {
-        (operation, Channel.OUTREACH_IN_PERSON, role)
-        for operation in (Operation.CARD_ISSUE, Operation.CARD_RENEW)
-        for role in (Role.CONTRACTOR, *RESIDENT_STAFF, Role.OTHER_MUNICIPALITY_STAFF)
-    },
-    "proposal-246": {
-        (Operation.CERT_RENEW, Channel.ONLINE_SIGN_CERT, Role.HOLDER_APP),
-        *((Operation.OTHER_PIN_RESET, Channel.KIOSK_FACE_MATCH, role) for role in HOLDER_AGENTS),
-    },
+    "proposal-15": REMOTE_RENEWAL  # P15-RENEW, P15-RENEW-VIDEO
+    | {(OP.CARD_DELIVERY, Channel.RESTRICTED_MAIL, Role.CA_OPERATOR)}  # P15-MAIL
+    | _triples((OP.CERT_ISSUE,), REMOTE, HOLDER_AGENTS),  # P15-CERTS
+    "proposal-280": REMOTE_RENEWAL  # P280-RENEW
+    | _triples((OP.CARD_DELIVERY,), (Channel.RESTRICTED_MAIL,), RESIDENT_STAFF)  # P280-MAIL
+    | _triples((OP.CARD_RENEW, OP.CERT_RENEW, OP.CARD_DELIVERY), (Channel.OUTREACH_IN_PERSON,), ANY_STAFF)  # venues
+    | _triples((OP.CERT_ISSUE, OP.CERT_RENEW), (Channel.POST_OFFICE_IN_PERSON,), {Role.POST_OFFICE_STAFF}),
+    "proposal-90": _triples(  # P90-CONTRACTOR, P90-WIDE-AREA
+        (OP.CARD_ISSUE, OP.CARD_RENEW, OP.CERT_ISSUE), (Channel.OUTREACH_IN_PERSON,), {Role.CONTRACTOR, *ANY_STAFF}
+    )
+    | _triples(  # P90-WEB
+        (OP.CARD_ISSUE, OP.CARD_RENEW, OP.CERT_ISSUE), (Channel.ONLINE_FACE_MATCH,), {Role.HOLDER_APP, Role.CONTRACTOR}
+    )
+    | _triples((OP.CARD_DELIVERY,), (Channel.RESTRICTED_MAIL,), RESIDENT_STAFF),  # P90-MAIL, P90-WEB-MAIL
+    "proposal-246": {(OP.CERT_RENEW, Channel.ONLINE_SIGN_CERT, Role.HOLDER_APP)}  # P246-CERT-RENEW
+    | _triples((OP.CERT_RENEW,), REMOTE, HOLDER_AGENTS)  # P246-CERT-RENEW-KIOSK, P246-CERT-RENEW-FACE
+    | _triples((OP.OTHER_PIN_RESET,), (Channel.KIOSK_FACE_MATCH,), HOLDER_AGENTS)  # P246-OTHER-PIN
+    | _triples(  # P246-SIGN-PIN-ONLINE, P246-AUTH-PIN-ONLINE, P246-OTHER-PIN-ONLINE
+        (OP.SIGN_PASSWORD_RESET, OP.AUTH_PIN_RESET, OP.OTHER_PIN_RESET), (Channel.ONLINE_FACE_MATCH,), {Role.HOLDER_APP}
+    )
+    | _triples((OP.AUTH_PIN_RESET, OP.OTHER_PIN_RESET), REMOTE, HOLDER_AGENTS),  # P246-PIN-OTP
 }
 
 
