@@ -3,7 +3,9 @@
 Seeds a registry, renews a card at the counter (keys made at the station and injected), enrols a phone (keys
 made on the phone, application signed with the card), re-keys the phone, changes an address, resets a PIN at
 a kiosk, shows the refused cases, and repeats them under each proposal regime (dry run of the policy). Ends
-with one table; every certificate in it is checked with `openssl verify` and the live OCSP responder.
+with one table; every certificate in it is checked with `openssl verify` and the live OCSP responder. A second
+table is the dry run of every ask of every proposal: one request per operation and channel of each rule the
+proposal adds, built from the rule's own match, decided under current-2022 and under the proposal.
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ from devices.station import Station, call
 from service.cli.context import console
 from service.cli.device_commands import attestation_of, embedded_home, make, stored_device
 from service.policy.engine import decide
-from service.policy.model import Channel, Evidence, HolderState, Operation, PolicyRequest, Role
-from service.policy.regime import load_regime
+from service.policy.model import (
+    AssuranceLevel,
+    Channel,
+    Decision,
+    Evidence,
+    HolderState,
+    Operation,
+    PolicyRequest,
+    Role,
+)
+from service.policy.regime import DEFAULT_REGIME, InsertBeforeChange, Match, ReplaceChange, load_regime
 from service.provisioning import provision
 from service.runtime import open_runtime
 from service.settings import Settings
@@ -113,6 +124,7 @@ def demo(
     for r in rows:
         table.add_row(r.flow, r.key_made, r.proofing, r.decision, r.level, r.serial[:16], r.expect, r.checked)
     console.print(table)
+    console.print(_asks_table(rt.profiles.hierarchy.assurance_policies))
     if any(r.checked.startswith("FAIL") for r in rows):
         raise typer.Exit(1)
 
@@ -211,3 +223,48 @@ def _verify(url: str, rows: list[Row]) -> None:
             status = answer.certificate_status.name.lower()
             ok = verify.returncode == 0 and status == row.expect
             row.checked = "openssl OK, OCSP " + status if ok else f"FAIL: verify={verify.returncode} OCSP {status}"
+
+
+def _probes(match: Match) -> list[PolicyRequest]:
+    """One request per operation and channel that ``match`` names, with the evidence, role and venue it wants."""
+    evidence = frozenset({*match.evidence_all, *(match.evidence_any or ())[:1]})
+    actor = "452033" if match.same_municipality is False else "452017"  # 452033: 都城市, another municipality
+    roles = match.roles or (Role.HOLDER_APP,)
+    venue = (match.venues or (None,))[0]
+    delegated = bool(match.post_office_delegated)
+    channels = match.channels or (Channel.BACK_OFFICE,)
+    return [
+        PolicyRequest(op, ch, _role(roles, ch), actor, "452017", evidence, HolderState(age=38), delegated, venue)
+        for op in match.operations
+        for ch in channels
+    ]
+
+
+def _role(roles: tuple[Role, ...], channel: Channel) -> Role:
+    """The kiosk at a kiosk, the holder's app online, else the first role the rule names."""
+    wanted = {Channel.KIOSK_FACE_MATCH: Role.KIOSK, Channel.ONLINE_FACE_MATCH: Role.HOLDER_APP}.get(channel)
+    return wanted if wanted in roles else roles[0]
+
+
+def _verdict(decision: Decision) -> str:
+    return f"{'allow' if decision.allowed else 'deny'} ({decision.rule_id})"
+
+
+def _asks_table(policy_oids: dict[AssuranceLevel, str]) -> Table:
+    """Each rule a proposal adds (one ask of the seed), probed under current-2022 and under the proposal."""
+    title = "the proposals' asks, decided by the policy (dry run)"
+    table = Table("proposal", "ask (rule title)", "operation @ channel by role", DEFAULT_REGIME, "proposal", "IAL",
+                  title=title)  # fmt: skip
+    current = load_regime(DEFAULT_REGIME)
+    for name in PROPOSALS:
+        regime = load_regime(name)
+        for change in regime.changes:
+            if not isinstance(change, InsertBeforeChange | ReplaceChange):
+                continue
+            for probe in _probes(change.rule.match):
+                after = decide(probe, regime, policy_oids)
+                before = decide(probe, current, policy_oids)
+                request = f"{probe.operation} @ {probe.channel} by {probe.role}"
+                level = after.assurance.value if after.assurance else "-"
+                table.add_row(name, change.rule.title, request, _verdict(before), _verdict(after), level)
+    return table
