@@ -34,8 +34,11 @@ class CaUrls:
 
     base_url: str
 
-    def crl(self, ca: str) -> str:
-        return f"{self.base_url.rstrip('/')}/crl/{ca}.crl"
+    def crl(self, ca: str, shard: int | None = None) -> str:
+        """The complete CRL of ``ca``, or one shard of its partitioned CRL (``{base}/crl/<ca>/<shard>.crl``)."""
+        if shard is None:
+            return f"{self.base_url.rstrip('/')}/crl/{ca}.crl"
+        return f"{self.base_url.rstrip('/')}/crl/{ca}/{shard}.crl"
 
     def ocsp(self, ca: str) -> str:
         return f"{self.base_url.rstrip('/')}/ocsp/{ca}"
@@ -125,12 +128,14 @@ def key_usage(names: tuple[str, ...], *, ca: bool = False) -> x509.KeyUsage:
 
 
 def distribution_extensions(
-    urls: CaUrls, ca: str, *, ocsp: bool = True
+    urls: CaUrls, ca: str, *, ocsp: bool = True, shard: int | None = None
 ) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
-    """CRL distribution point and AIA of a certificate issued by ``ca``. Without ``ocsp`` (certificates the
-    root issues: there is no root OCSP responder) the AIA names only the issuer certificate."""
+    """CRL distribution point and AIA of a certificate issued by ``ca``. With ``shard`` the distribution point
+    is that shard's CRL (whose issuing distribution point names the same URL), else the complete CRL. Without
+    ``ocsp`` (certificates the root issues: there is no root OCSP responder) the AIA names only the issuer
+    certificate."""
     crl_dp = x509.CRLDistributionPoints(
-        [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl(ca))], None, None, None)]
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(urls.crl(ca, shard))], None, None, None)]
     )
     access = [
         x509.AccessDescription(

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from ca import extensions as ext
+from ca.crl import crl_shard
 from ca.errors import CaError, CsrInvalid, IssuanceRefused, ProfileViolation
 from ca.holder import Holder
 from ca.keycheck import check_csr, check_public_key
@@ -75,6 +76,7 @@ class IssuanceIntent:
     not_after: datetime
     validity_rule: str
     linted: bool
+    crl_shard: int | None = None  # the CRL shard its distribution point names (None: the complete CRL)
 
 
 @dataclass
@@ -134,8 +136,9 @@ class CertificateAuthority:
             ca_not_after=issuer.certificate.not_valid_after_utc,
         )
         serial = x509.random_serial_number()
+        shard = crl_shard(serial, self.profiles.hierarchy.crl_shards(issuer.name))
         subject = ext.holder_subject(profile, request.holder, validity.not_before)
-        builder = self._build(profile, issuer, request, serial, subject, validity)
+        builder = self._build(profile, issuer, request, serial, subject, validity, shard)
         linted_tbs, report = lint_copy(builder, issuer.signing, self.linter)
         intent = IssuanceIntent(
             serial=serial,
@@ -148,6 +151,7 @@ class CertificateAuthority:
             not_after=validity.not_after,
             validity_rule=validity.rule,
             linted=self.linter is not None,
+            crl_shard=shard,
         )
         return PreparedCertificate(intent=intent, builder=builder, linted_tbs=linted_tbs, lint=report)
 
@@ -159,11 +163,12 @@ class CertificateAuthority:
         serial: int,
         subject: x509.Name,
         validity: Validity,
+        shard: int | None,
     ) -> x509.CertificateBuilder:
         """The certificate body: subject and extensions from profile and holder; from the CSR only its key."""
         public_key = request.public_key()
         issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        crl_dp, aia = ext.distribution_extensions(self.urls, issuer.name)
+        crl_dp, aia = ext.distribution_extensions(self.urls, issuer.name, shard=shard)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)

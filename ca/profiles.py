@@ -151,6 +151,10 @@ class CaSpec(_Strict):
     validity_days: int = Field(gt=0, le=36525)
     path_length: int | None = Field(default=None, ge=0)
     ocsp_validity_days: int | None = Field(default=None, gt=0)
+    # Partitioned CRLs (RFC 5280 section 5.2.5): a certificate names shard ``serial mod crl_shards`` in its CRL
+    # distribution point. 1: unpartitioned, certificates name the complete CRL. Only grow it: a certificate
+    # names its shard for life.
+    crl_shards: int = Field(default=1, ge=1, le=1024)
 
 
 class TsaSpec(_Strict):
@@ -176,7 +180,14 @@ class Hierarchy(_Strict):
     def _tsa_issuer(self) -> Hierarchy:
         if self.tsa is not None and self.tsa.issuer not in self.issuing:
             raise ValueError(f"tsa.issuer {self.tsa.issuer!r} is not an issuing CA of the hierarchy")
+        if self.root.crl_shards != 1:
+            raise ValueError("root.crl_shards: the root's CRL is not partitioned (it lists CA certificates)")
         return self
+
+    def crl_shards(self, ca: str) -> int:
+        """How many CRL shards ``ca`` publishes (1: only the complete CRL; the root and unknown names too)."""
+        spec = self.issuing.get(ca)
+        return 1 if spec is None else spec.crl_shards
 
     @field_validator("assurance_policies")
     @classmethod

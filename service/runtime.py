@@ -123,7 +123,8 @@ class Runtime:
     def crl_publication(self) -> CrlPublication:
         issuers = {
             r.name: CrlIssuer(r.name, x509.load_der_x509_certificate(r.certificate_der),
-                              signing_key(self.session, r.key_label))
+                              signing_key(self.session, r.key_label), self.profiles.hierarchy.crl_shards(r.name),
+                              self.urls)
             for r in self.ca_records() if r.role in ("root", "issuing")
         }  # fmt: skip
         return CrlPublication(self.repo, issuers, timedelta(hours=self.profiles.hierarchy.crl_validity_hours))

@@ -106,18 +106,40 @@ def revoke(
 @app.command()
 def crl(
     ca: Annotated[CrlIssuer, typer.Option(help="Which CA signs the CRL.")],
-    out: Annotated[Path | None, typer.Option(help="Write the DER CRL here (default: KOSHIN_HOME/crl/).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the complete DER CRL here (default: KOSHIN_HOME/crl/<ca>.crl); shards beside it, "
+            "in <dir>/<ca>/<shard>.crl, or the one shard here with --shard."
+        ),
+    ] = None,
+    shard: Annotated[int | None, typer.Option(min=0, help="Publish only this shard of a partitioned CA.")] = None,
 ) -> None:
-    """Publish a fresh complete CRL, signed on the token under the publication lock (the next number), and write
-    it (DER)."""
+    """Publish fresh CRLs, signed on the token under the publication locks (each the next number of its scope),
+    and write them (DER): the complete CRL and, for a partitioned CA, every shard; or one shard (--shard)."""
     with runtime() as rt:
-        rt.crl_publication.publish(ca.value, force=True)
-        stored = rt.repo.latest_crl(ca.value)
-        target = out or rt.settings.home / "crl" / f"{ca.value}.crl"
-    assert stored is not None  # noqa: S101 - just published
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(stored.crl_der)
-    console.print(f"CRL #{stored.number} of {ca.value}: {stored.entries} entries -> {target}")
+        shards = rt.profiles.hierarchy.crl_shards(ca.value)
+        if shard is not None and shard >= shards:
+            errors.print(f"{ca.value} has no CRL shard {shard} (it has {shards if shards > 1 else 'none'})")
+            raise typer.Exit(2)
+        if shard is None:
+            rt.crl_publication.publish_partitioned(ca.value, force=True)
+            scopes: list[int | None] = [*range(shards), None] if shards > 1 else [None]
+        else:
+            rt.crl_publication.publish(ca.value, force=True, shard=shard)
+            scopes = [shard]
+        stored = {scope: rt.repo.latest_crl(ca.value, scope) for scope in scopes}
+        base = out.parent if out is not None and shard is None else rt.settings.home / "crl"
+    for scope, record in stored.items():
+        assert record is not None  # noqa: S101 - just published
+        if scope is None:
+            target = out or base / f"{ca.value}.crl"
+        else:
+            target = out if out is not None and shard is not None else base / ca.value / f"{scope}.crl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(record.crl_der)
+        name = ca.value if scope is None else f"{ca.value} shard {scope}"
+        console.print(f"CRL #{record.number} of {name}: {record.entries} entries -> {target}")
 
 
 @app.command()

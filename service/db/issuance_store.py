@@ -222,16 +222,16 @@ def outcome_in(tx: WriteTx, outcome: Outcome, now: datetime) -> OutcomeRecords:
     connection = tx.connection
     for serial, der in outcome.issued.items():
         records[serial] = _from_pending(connection, serial, status="issued", der=der, at=None, reason=None,
-                                        failure=None)  # fmt: skip
+                                        failure=None, changes=0)  # fmt: skip
         tx.audit("certificate.issue", serial_hex(serial))
     for serial, der in outcome.withheld.items():
         records[serial] = _from_pending(connection, serial, status="revoked", der=der, at=now,
-                                        reason=WITHHELD_REASON, failure=None)  # fmt: skip
+                                        reason=WITHHELD_REASON, failure=None, changes=1)  # fmt: skip
         tx.audit("certificate.revoke", serial_hex(serial), reason=WITHHELD_REASON,
                  withheld="a certificate of the same request failed")  # fmt: skip
     for serial, reason in outcome.failed.items():
         records[serial] = _from_pending(connection, serial, status="failed", der=None, at=None, reason=None,
-                                        failure=reason[:500])  # fmt: skip
+                                        failure=reason[:500], changes=0)  # fmt: skip
         tx.audit("certificate.fail", serial_hex(serial), reason=reason[:500])
     for serial in outcome.supersede:
         row = connection.execute(_SUPERSEDE, {"serial": serial_hex(serial), "at": now}).mappings().first()
@@ -355,6 +355,8 @@ def _pending(item: Intent, proofing_event_id: str | None, now: datetime) -> dict
         "not_after": intent.not_after,
         "validity_rule": intent.validity_rule,
         "linted": intent.linted,
+        "crl_shard": intent.crl_shard or 0,  # None (the complete CRL): shard 0, the rule of an unpartitioned CA
+        "status_changes": 0,
         "resident_id": binding.resident_id,
         "card_id": binding.card_id,
         "device_id": binding.device_id,
@@ -373,15 +375,17 @@ _FROM_PENDING = (
     update(_CERTIFICATES)
     .where(_CERTIFICATES.c.serial_hex == bindparam("serial"), _CERTIFICATES.c.status == "pending")
     .values(status=bindparam("status"), certificate_der=bindparam("der"), revoked_at=bindparam("at"),
-            revocation_reason=bindparam("reason"), failure=bindparam("failure"))
+            revocation_reason=bindparam("reason"), failure=bindparam("failure"),
+            status_changes=_CERTIFICATES.c.status_changes + bindparam("changes"))
     .returning(*_CERTIFICATES.c)
 )  # fmt: skip
-_SUPERSEDE = (
+_SUPERSEDE = (  # a revocation: one more status change (service/db/crl_store.py)
     update(_CERTIFICATES)
     .where(_CERTIFICATES.c.serial_hex == bindparam("serial"), _CERTIFICATES.c.status == "issued")
-    .values(status="revoked", revoked_at=bindparam("at"), revocation_reason="superseded")
+    .values(status="revoked", revoked_at=bindparam("at"), revocation_reason="superseded",
+            status_changes=_CERTIFICATES.c.status_changes + 1)
     .returning(*_CERTIFICATES.c)
-)
+)  # fmt: skip
 
 
 def _from_pending(connection: Connection, serial: int, **values: Any) -> CertificateRecord:

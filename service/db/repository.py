@@ -1,5 +1,10 @@
 """Reads and writes of the CA side: CA records, holder certificates, revocations.
 
+A revocation (``mark_revoked``, and the prebuilt statements of service/db/issuance_store.py) and a release
+from hold (``release_hold``) each add one to ``certificate.status_changes``: CRL publication compares that sum
+with the one its newest CRL covered (service/db/crl_store.py), so a change that leaves the number of revoked
+certificates as it was (a release and a revocation) still makes the CRL due.
+
 Every write is one transaction (``service.db.unit.writing``) that appends its audit records, attributed to the
 repository's actor (``Repository.acting(...)`` binds one; operator commands act as ``cli:<user>``/``ca_operator``).
 """
@@ -191,9 +196,25 @@ class Repository:
                     done.append(record)
         return done
 
+    def release_hold(self, serial: int, at: datetime, **details: object) -> CertificateRecord:
+        """Release a certificate from hold (revoked, reason certificateHold) back to ``issued``, in one audited
+        transaction; RevocationRefused in any other state. The CRLs of its shard and its issuer become due:
+        hand the issuer to the CRL publisher after the commit, as after a revocation."""
+        with self._write() as tx:
+            record = by_serial(tx.session, serial)
+            if record.status != "revoked" or record.revocation_reason != HOLD_REASON:
+                raise RevocationRefused(f"certificate {record.serial_hex} is not on hold ({record.status}, "
+                                        f"{record.revocation_reason})")  # fmt: skip
+            mark_released(tx, record, at, **details)
+            return record
+
     def revoked_entries(self, issuer: str) -> list[RevokedEntry]:
+        """Every CRL entry of ``issuer`` as a list (small issuers and tests; CRL publication streams them)."""
         with self._read() as session:
             return revoked_entries(session, issuer)
+
+
+HOLD_REASON = "certificateHold"
 
 
 def by_serial(session: Session, serial: int) -> CertificateRecord:
@@ -205,8 +226,18 @@ def by_serial(session: Session, serial: int) -> CertificateRecord:
 
 def mark_revoked(tx: WriteTx, record: CertificateRecord, reason: str, at: datetime, **details: object) -> None:
     record.status, record.revoked_at, record.revocation_reason = "revoked", at, reason
+    record.status_changes += 1
     tx.session.add(record)
     tx.audit("certificate.revoke", record.serial_hex, reason=reason, **details)
+
+
+def mark_released(tx: WriteTx, record: CertificateRecord, at: datetime, **details: object) -> None:
+    """What a release from hold sets: status ``issued``, no revocation time or reason, one more status change
+    (without it the CRL would look up to date and keep listing the certificate)."""
+    record.status, record.revoked_at, record.revocation_reason = "issued", None, None
+    record.status_changes += 1
+    tx.session.add(record)
+    tx.audit("certificate.release", record.serial_hex, released_at=at, **details)
 
 
 def revoked_entries(session: Session, issuer: str) -> list[RevokedEntry]:

@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ca.errors import IssuanceRefused
 from ca.issuance import IssueRequest
-from ca.profiles import AssuranceLevel
+from ca.profiles import AssuranceLevel, load_profiles
 from tests.support.helpers import openssl_verify, pkilint_errors, write_pem
 from tests.support.pki_world import HOLDER, Pki
 
@@ -97,7 +97,10 @@ def test_urls_and_key_identifiers(pki: Pki, holder_csr: x509.CertificateSigningR
     assert aki.key_identifier == ski.digest
     dp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert dp[0].full_name is not None
-    assert [n.value for n in dp[0].full_name] == ["http://127.0.0.1:8000/crl/signature.crl"]
+    shards = load_profiles().hierarchy.crl_shards("signature")  # partitioned: the certificate names its shard
+    assert shards > 1 and pki.repo.certificate(cert.serial_number).crl_shard == cert.serial_number % shards
+    shard_url = f"http://127.0.0.1:8000/crl/signature/{cert.serial_number % shards}.crl"
+    assert [n.value for n in dp[0].full_name] == [shard_url]
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert {d.access_location.value for d in aia} == {
         "http://127.0.0.1:8000/ocsp/signature",

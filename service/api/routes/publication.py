@@ -59,6 +59,21 @@ def crl(ca: str, rt: RuntimeDep) -> Response:
     return Response(stored.crl_der, media_type="application/pkix-crl")
 
 
+@router.get("/crl/{ca}/{shard}.crl", tags=["publication"], response_class=Response)
+def crl_shard(ca: str, shard: str, rt: RuntimeDep) -> Response:
+    """The newest published CRL of one shard of a partitioned CA (DER): the CRL a certificate's distribution
+    point names, its issuing distribution point naming this URL. Never signed here, as the complete CRL."""
+    name = _issuing_name(rt, ca)
+    shards = rt.profiles.hierarchy.crl_shards(name)
+    if not shard.isdecimal() or not 0 <= int(shard) < shards:
+        known = f"0 to {shards - 1}" if shards > 1 else "none: it publishes its complete CRL only"
+        raise NotFound(f"{ca} has no CRL shard {shard!r} (shards: {known})")
+    stored = rt.repo.latest_crl(name, int(shard))
+    if stored is None:
+        raise CrlUnavailable(f"no CRL of {ca} shard {shard} has been published yet; it is published at start-up")
+    return Response(stored.crl_der, media_type="application/pkix-crl")
+
+
 @router.get("/ca/{ca}.cer", tags=["publication"], response_class=Response)
 def ca_certificate(ca: str, rt: RuntimeDep) -> Response:
     """The root or an issuing CA certificate; ``/ca/tsa.cer`` is the time-stamp authority's certificate."""

@@ -1,7 +1,7 @@
 """CRLs and OCSP against a live server (uvicorn on a real port), with openssl as the relying party.
 
 The CA hierarchy is made for the server's own base URL, so the URLs checked are the ones the certificates
-carry: the CRL distribution point (``{base}/crl/<ca>.crl``), AIA OCSP (``{base}/ocsp/<ca>``) and AIA caIssuers
+carry: the CRL distribution point (``{base}/crl/<ca>/<shard>.crl``), AIA OCSP (``{base}/ocsp/<ca>``) and AIA caIssuers
 (``{base}/ca/<ca>.cer``). Certificates are issued and revoked through the HTTP API; the holder key is on the
 token. openssl 3.0 invocations used (see also tests/ca/test_ocsp.py):
 
@@ -32,6 +32,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from ca.ocsp import cert_id_hashes, ocsp_request_der
+from ca.profiles import load_profiles
 from tests.support.crl_wait import wait_for_crl
 from tests.support.helpers import openssl, run, write_pem
 from tests.support.live import write
@@ -244,10 +245,11 @@ def test_ocsp_get_with_url_safe_base64(live: Live) -> None:
 
 @pytest.mark.parametrize("ca", CAS)
 def test_crl_at_the_distribution_point_regenerated_on_revocation(live: Live, tmp_path: Path, ca: str) -> None:
-    (serial_a, cert_a), (serial_b, cert_b) = live.issue(ca), live.issue(ca)
+    (serial_a, cert_a), (serial_b, cert_b) = _same_shard(live, ca)
     leaf_a, leaf_b = write_pem(tmp_path / "a.pem", cert_a), write_pem(tmp_path / "b.pem", cert_b)
     url = _crl_url(cert_a)
-    assert url == _crl_url(cert_b) == f"{live.base_url}/crl/{ca}.crl"
+    shard = cert_a.serial_number % load_profiles().hierarchy.crl_shards(ca)
+    assert url == _crl_url(cert_b) == f"{live.base_url}/crl/{ca}/{shard}.crl"
 
     before, der, pem = _fetch_crl(url, tmp_path, "before")
     signed = run([openssl(), "crl", "-inform", "DER", "-in", str(der), "-CAfile", str(live.bundle_pem), "-noout"])
@@ -280,6 +282,25 @@ def test_crl_at_the_distribution_point_regenerated_on_revocation(live: Live, tmp
     assert after_a.get_revoked_certificate_by_serial_number(cert_b.serial_number) is not None
     for leaf in (leaf_a, leaf_b):
         assert "certificate revoked" in _verify(live, ca, leaf, pem)
+    # the complete CRL (no issuing distribution point) lists them too, for clients that fetch it
+    complete_url = f"{live.base_url}/crl/{ca}.crl"
+    wait_for_crl(lambda: httpx.get(complete_url).content, {cert_a.serial_number, cert_b.serial_number})
+    complete, _, pem = _fetch_crl(complete_url, tmp_path, "complete")
+    assert x509.IssuingDistributionPoint.oid not in [e.oid for e in complete.extensions]
+    assert "certificate revoked" in _verify(live, ca, leaf_a, pem)
+
+
+def _same_shard(live: Live, ca: str) -> tuple[tuple[str, x509.Certificate], tuple[str, x509.Certificate]]:
+    """Two certificates whose distribution points name the same CRL shard (one of N+1 shares a shard with an
+    earlier one)."""
+    seen: dict[str, tuple[str, x509.Certificate]] = {}
+    for _ in range(load_profiles().hierarchy.crl_shards(ca) + 1):
+        serial, cert = live.issue(ca)
+        url = _crl_url(cert)
+        if url in seen:
+            return seen[url], (serial, cert)
+        seen[url] = (serial, cert)
+    raise AssertionError("more certificates than shards, none sharing one")
 
 
 def test_root_crl_from_the_issuing_ca_distribution_point(live: Live, tmp_path: Path) -> None:
