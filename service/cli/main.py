@@ -15,6 +15,7 @@ from service.cli import (
     ca_commands,
     demo,
     device_commands,
+    incident_commands,
     keys_commands,
     pdf_commands,
     policy_commands,
@@ -51,6 +52,7 @@ app.command("sign-pdf")(pdf_commands.sign_pdf)
 app.command("verify-pdf")(pdf_commands.verify_pdf)
 app.command("bench")(bench_commands.bench)
 app.command("whatif")(whatif_commands.whatif)
+app.add_typer(incident_commands.app, name="incident")
 
 
 @app.command()

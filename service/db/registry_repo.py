@@ -15,6 +15,7 @@ from service.db.audit_store import AuditStore
 from service.db.auth_store import AuthStore
 from service.db.cmp_store import CmpStore
 from service.db.crl_store import CrlStore
+from service.db.incident_store import IncidentStore
 from service.db.issuance_batch import BatchIssuanceStore
 from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
@@ -30,7 +31,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore):
+class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore, IncidentStore):
     """The whole database API of the service (CA side inherited from ``Repository``)."""
 
     # -- municipalities ----------------------------------------------------------------------------------
