@@ -12,7 +12,7 @@ from tests.support.cli import Cli
 
 def _status(cli: Cli, issuer: str) -> set[tuple[str, str | None]]:
     rows = json.loads(cli.ok("ca", "list", "--json"))
-    return {(str(r["status"]), r.get("revocation_reason")) for r in rows if r["issuer"] == issuer}  # type: ignore[misc]
+    return {(str(r["status"]), r.get("revocation_reason")) for r in rows if r["issuer"] == issuer}
 
 
 def test_an_incident_from_the_command_line(tmp_path: Path) -> None:
