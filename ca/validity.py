@@ -2,7 +2,9 @@
 
 A certificate is valid from issuance through the holder's 5th birthday after the
 issuance date (6th if it is a renewal issued within the renewal window before the
-predecessor's notAfter), capped by the card's expiry date and the issuing CA's notAfter.
+predecessor's notAfter), capped by a foreign resident's stay limit, the card's expiry date,
+for a signature certificate the notAfter of the user-authentication certificate it goes
+with, and the issuing CA's notAfter (domain brief §2.2).
 
 All calendar reasoning uses Japan dates (JST, UTC+9, no DST). "Through a day" means
 23:59:59 JST on that day, since RFC 5280 notAfter is inclusive. Returned datetimes are
@@ -19,6 +21,8 @@ from ca.errors import ValidityError
 
 JST: timezone = timezone(timedelta(hours=9), "JST")
 RENEWAL_WINDOW_MONTHS = 3
+STAY_LIMIT_RULE = "stay limit"
+AUTH_CERT_RULE = "user-authentication certificate notAfter"
 
 
 def _require_aware(name: str, moment: datetime) -> None:
@@ -95,18 +99,23 @@ def certificate_validity(
     card_expires: date | None = None,
     predecessor_not_after: datetime | None = None,
     ca_not_after: datetime | None = None,
+    stay_limit: date | None = None,
+    auth_not_after: datetime | None = None,
 ) -> Validity:
     """Compute the validity period of a JPKI certificate issued at ``issued_at``.
 
-    ``card_expires`` caps notAfter at 23:59:59 JST on that date; ``ca_not_after`` caps it at
-    that instant (truncated down to the whole second so the cap is never exceeded). When a
-    cap coincides with the birthday-based notAfter, the birthday rule is reported.
+    ``stay_limit`` (a foreign resident's period of stay) and ``card_expires`` cap notAfter at
+    23:59:59 JST on that date; ``auth_not_after`` (for a signature certificate: the notAfter of
+    the holder's user-authentication certificate) and ``ca_not_after`` cap it at that instant
+    (truncated down to the whole second so the cap is never exceeded). When a cap coincides
+    with the birthday-based notAfter, the birthday rule is reported; when caps coincide, the
+    first of stay limit, card expiry, user-authentication certificate, CA is.
     """
     _require_aware("issued_at", issued_at)
-    if predecessor_not_after is not None:
-        _require_aware("predecessor_not_after", predecessor_not_after)
-    if ca_not_after is not None:
-        _require_aware("ca_not_after", ca_not_after)
+    for name, moment in (("predecessor_not_after", predecessor_not_after), ("ca_not_after", ca_not_after),
+                         ("auth_not_after", auth_not_after)):  # fmt: skip
+        if moment is not None:
+            _require_aware(name, moment)
 
     not_before = issued_at.astimezone(UTC).replace(microsecond=0)
     issued_on = jst_date(issued_at)
@@ -120,8 +129,12 @@ def certificate_validity(
     not_after = end_of_jst_day(nth_birthday_after(date_of_birth, issued_on, years))
 
     caps: list[tuple[datetime, str]] = []
+    if stay_limit is not None:
+        caps.append((end_of_jst_day(stay_limit), STAY_LIMIT_RULE))
     if card_expires is not None:
         caps.append((end_of_jst_day(card_expires), "card expiry"))
+    if auth_not_after is not None:
+        caps.append((auth_not_after.astimezone(UTC).replace(microsecond=0), AUTH_CERT_RULE))
     if ca_not_after is not None:
         caps.append((ca_not_after.astimezone(UTC).replace(microsecond=0), "issuing CA notAfter"))
     for cap, cap_rule in caps:
