@@ -41,6 +41,7 @@ class Holder(BaseModel):
     date_of_birth: date
     sex: Literal["0", "1", "2", "9"]
     card_expires: date | None = None
+    stay_limit: date | None = None  # a foreign resident's period of stay ends on this day (brief §2.2)
 
     @field_validator("name", "address", "prefecture", "municipality")
     @classmethod

@@ -9,7 +9,7 @@ contributes only its (verified, checked) public key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -45,6 +45,12 @@ class IssueRequest:
     issued_at: datetime | None = None
     predecessor_not_after: datetime | None = None
     requested_key: CertificatePublicKeyTypes | None = None
+    auth_not_after: datetime | None = None  # a signature certificate ends no later (brief §2.2)
+
+    def capped_by_auth(self, not_after: datetime) -> IssueRequest:
+        """The same request, never outliving a user-authentication certificate ending at ``not_after``."""
+        cap = not_after if self.auth_not_after is None else min(self.auth_not_after, not_after)
+        return replace(self, auth_not_after=cap)
 
     def public_key(self) -> CertificatePublicKeyTypes:
         if self.csr is not None:
@@ -134,6 +140,8 @@ class CertificateAuthority:
             card_expires=request.holder.card_expires,
             predecessor_not_after=request.predecessor_not_after,
             ca_not_after=issuer.certificate.not_valid_after_utc,
+            stay_limit=request.holder.stay_limit,
+            auth_not_after=request.auth_not_after,
         )
         serial = x509.random_serial_number()
         shard = crl_shard(serial, self.profiles.hierarchy.crl_shards(issuer.name))

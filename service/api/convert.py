@@ -34,6 +34,7 @@ def resident_out(resident: Resident, cards: list[Card]) -> ResidentOut:
         sex=resident.sex,
         adult_ward=resident.adult_ward,
         evacuee=resident.evacuee,
+        stay_limit=resident.stay_limit,
         cards=[card_out(c) for c in cards],
     )
 

@@ -33,6 +33,7 @@ class ResidentPatch(Strict):
     sex: str | None = None
     adult_ward: bool | None = None
     evacuee: bool | None = None
+    stay_limit: date | None = None  # a new period of stay; cards issued from now on end at it
 
     @field_validator("sex", mode="before")
     @classmethod
@@ -49,6 +50,7 @@ class ResidentOut(BaseModel):
     sex: str
     adult_ward: bool
     evacuee: bool
+    stay_limit: date | None = None  # a foreign resident's period of stay: cards and certificates end at it
     cards: list[CardOut]
 
 

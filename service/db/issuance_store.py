@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
@@ -103,6 +103,8 @@ class ContextQuery:
     presented_der: bytes | None = None  # the certificate whose key signed the request (phones)
     presented_serial: int | None = None  # ... named by serial (CMP)
     policy_facts: bool = False  # also what the policy asks of the holder (a live signature certificate)
+    auth_cap: bool = False  # also the live user-authentication certificate a new signature one must not outlive
+    device_id: str | None = None  # with auth_cap: the device the new certificate is bound to (None: the card)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class IssuanceContext:
     old_card: Card | None = None
     predecessor: CertificateRecord | None = None
     presented: CertificateRecord | None = None
+    auth_not_after: datetime | None = None  # with auth_cap: the notAfter of that live user-authentication one
 
     def holder(self) -> Resident:
         """The resident the request concerns (NotFound when it names none of this registry)."""
@@ -165,8 +168,9 @@ class IssuanceStore(Repository):
                 if event is None:
                     raise ProofingEventNotFound(f"no proofing event {query.event_id!r}")
             predecessor = by_serial(session, query.replaces_serial) if query.replaces_serial is not None else None
+            auth_end = _live_auth_end(session, resident, card, query.device_id) if query.auth_cap else None
             return IssuanceContext(resident, municipality, cards, signature_live, predecessors, event, card,
-                                   old_card, predecessor, presented)  # fmt: skip
+                                   old_card, predecessor, presented, auth_end)  # fmt: skip
 
     def record_intents(self, spend: Spend, intents: Sequence[Intent], now: datetime) -> None:
         """The intent transaction: spend, then every intent as ``pending``. ProofingEventUnusable when the
@@ -304,6 +308,24 @@ def _has_live_signature(session: Session, resident: Resident) -> bool:
         CertificateRecord.profile == "signature",
     )
     return session.exec(query.limit(1)).first() is not None
+
+
+def _live_auth_end(
+    session: Session, resident: Resident | None, card: Card | None, device: str | None
+) -> datetime | None:
+    """The latest notAfter of the resident's issued user-authentication certificates on the same card (or none)
+    and device (or none): the certificate a signature certificate issued beside it must not outlive."""
+    if resident is None:
+        return None
+    query = select(CertificateRecord.not_after).where(
+        CertificateRecord.resident_id == resident.id,
+        CertificateRecord.status == "issued",
+        CertificateRecord.profile == "user-authentication",
+        CertificateRecord.card_id == card.id if card is not None else col(CertificateRecord.card_id).is_(None),
+        CertificateRecord.device_id == device if device is not None else col(CertificateRecord.device_id).is_(None),
+    )
+    ends = list(session.exec(query))
+    return max(ends).replace(tzinfo=UTC) if ends else None
 
 
 def use_once(tx: WriteTx, model: type[ProofingEvent] | type[EnrollmentNonce], match: Any, now: datetime) -> bool:

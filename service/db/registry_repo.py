@@ -84,7 +84,7 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
                 number=number,
                 resident_id=resident.id or 0,
                 issued_on=issued_on,
-                expires_on=card_expiry(resident.date_of_birth, issued_on),
+                expires_on=card_expiry(resident.date_of_birth, issued_on, resident.stay_limit),
                 created_at=datetime.now(UTC),
             )
             tx.session.add(card)

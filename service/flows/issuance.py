@@ -75,6 +75,7 @@ def holder_of(ctx: IssuanceContext, card_expires: datetime | None) -> Holder:
             date_of_birth=resident.date_of_birth,
             sex=resident.sex,  # type: ignore[arg-type]  # stored as the ISO 5218 digit
             card_expires=card_expires.date() if card_expires else None,
+            stay_limit=resident.stay_limit,
         )
     except ValidationError as exc:  # a record stored before the repertoire rule: correct it first
         fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
@@ -84,7 +85,8 @@ def holder_of(ctx: IssuanceContext, card_expires: datetime | None) -> Holder:
 
 def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCertificate:
     query = ContextQuery(resident_number=item.resident_number, event_id=item.proofing_event_id,
-                         card_number=item.card_number, replaces_serial=item.replaces_serial)  # fmt: skip
+                         card_number=item.card_number, replaces_serial=item.replaces_serial,
+                         auth_cap=item.certificate_type == "signature", device_id=item.device_id)  # fmt: skip
     ctx = rt.repo.issuance_context(query)
     resident, event, card, predecessor = ctx.holder(), ctx.proofing(), ctx.card, ctx.predecessor
     hide_foreign(actor, resident.id, ResidentNotFound(f"no resident with number {item.resident_number!r}"))
@@ -103,6 +105,7 @@ def issue_certificate(rt: Runtime, actor: Actor, item: IssueInput) -> IssuedCert
         assurance=AssuranceLevel(event.assurance_level),
         predecessor_not_after=predecessor.not_after.replace(tzinfo=UTC) if predecessor else None,
         requested_key=item.public_key,
+        auth_not_after=ctx.auth_not_after,  # a signature certificate never outlives the card's live auth one
     )
     binding = Binding(
         resident_id=resident.id,

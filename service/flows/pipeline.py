@@ -46,6 +46,7 @@ from service.errors import ServiceError
 from service.observability.metrics import CERTIFICATES
 
 SERIAL_ATTEMPTS = 3
+SIGNATURE, AUTH_PROFILE = "signature", "user-authentication"  # the holder profiles (profiles/certificate/)
 PROVISIONING = Acting("provisioning", "system")  # koshin's own server certificates, made at start-up
 Prepare = Callable[[CertificateAuthority], PreparedCertificate]
 
@@ -63,10 +64,24 @@ class Order:
 
     prepare: Prepare
     binding: Binding = field(default_factory=Binding)
+    request: IssueRequest | None = None  # a holder certificate's request (prepare_orders caps a signature one)
 
     @classmethod
     def holder(cls, request: IssueRequest, binding: Binding | None = None) -> Order:
-        return cls(lambda authority: authority.prepare(request), binding or Binding())
+        return cls(lambda authority: authority.prepare(request), binding or Binding(), request)
+
+
+def prepare_orders(authority: CertificateAuthority, orders: Sequence[Order]) -> list[PreparedCertificate]:
+    """Prepare every order. A signature certificate ordered with a user-authentication one (a card's pair, a
+    phone's) never outlives it (brief §2.2): the user-authentication one is prepared first and caps it."""
+    requests = {i: o.request for i, o in enumerate(orders) if o.request is not None}
+    paired = any(r.profile == AUTH_PROFILE for r in requests.values())
+    later = {i: r for i, r in requests.items() if paired and r.profile == SIGNATURE}
+    prepared = {i: order.prepare(authority) for i, order in enumerate(orders) if i not in later}
+    auth_ends = [p.intent.not_after for p in prepared.values() if p.intent.profile == AUTH_PROFILE]
+    for i, request in later.items():
+        prepared[i] = authority.prepare(request.capped_by_auth(min(auth_ends)))
+    return [prepared[i] for i in range(len(orders))]
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ class Pipeline:
             try:
                 if not plan.orders:
                     raise IssuanceRefused("an issuance request needs at least one certificate")
-                prepared[i] = [order.prepare(self.authority) for order in plan.orders]
+                prepared[i] = prepare_orders(self.authority, plan.orders)
             except (CaError, ServiceError, HsmError, ValueError) as exc:
                 results[i] = exc
         recorded = self._record_batch(plans, prepared, results)
@@ -164,7 +179,7 @@ class Pipeline:
                 if error is None:
                     recorded.append(i)
                 elif isinstance(error, SerialCollision):
-                    prepared[i] = [order.prepare(self.authority) for order in plans[i].orders]
+                    prepared[i] = prepare_orders(self.authority, plans[i].orders)
                     retry.append(i)
                 else:
                     results[i] = error
@@ -184,7 +199,7 @@ class Pipeline:
     def _prepare_and_record(self, plan: Plan, store: BatchIssuanceStore) -> list[PreparedCertificate]:
         """Prepare and lint every order, then spend and record the intents; new serials after a collision."""
         for _attempt in range(SERIAL_ATTEMPTS):
-            prepared = [order.prepare(self.authority) for order in plan.orders]
+            prepared = prepare_orders(self.authority, plan.orders)
             intents = [Intent(p.intent, order.binding) for p, order in zip(prepared, plan.orders, strict=True)]
             try:
                 store.record_intents(plan.spend, intents, _now())

@@ -31,6 +31,7 @@ def resident_fields(item: ResidentIn) -> dict[str, Any]:
         "sex": item.sex,
         "adult_ward": item.adult_ward,
         "evacuee": item.evacuee,
+        "stay_limit": item.stay_limit,
     }
 
 

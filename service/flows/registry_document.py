@@ -56,6 +56,7 @@ class ResidentIn(Strict):
     sex: str
     adult_ward: bool = False
     evacuee: bool = False
+    stay_limit: date | None = None  # a foreign resident's period of stay ends on this day: cards and certificates too
     cards: list[CardIn] = Field(default_factory=list, max_length=10)
 
     _sex_code = field_validator("sex", mode="before")(sex_code)

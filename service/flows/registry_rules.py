@@ -2,7 +2,7 @@
 
 - A card runs through the holder's 10th birthday after issuance when the holder is an adult on the issuance
   date, the 5th otherwise. The age of majority for this rule was 20 until 2022-03-31 and 18 from 2022-04-01
-  (domain brief §2.2).
+  (domain brief §2.2). A foreign resident's card ends at the stay limit when that comes first (§2.2).
 - A change of name, address, date of birth or sex revokes the resident's signature certificates (reason
   affiliationChanged) and leaves user-authentication certificates valid; a lost card revokes both.
 """
@@ -22,10 +22,11 @@ def age_on(date_of_birth: date, day: date) -> int:
     return years - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
 
 
-def card_expiry(date_of_birth: date, issued_on: date) -> date:
+def card_expiry(date_of_birth: date, issued_on: date, stay_limit: date | None = None) -> date:
     majority = 20 if issued_on < MAJORITY_CHANGE else 18
     birthdays = 10 if age_on(date_of_birth, issued_on) >= majority else 5
-    return nth_birthday_after(date_of_birth, issued_on, birthdays)
+    by_age = nth_birthday_after(date_of_birth, issued_on, birthdays)
+    return by_age if stay_limit is None else min(by_age, stay_limit)
 
 
 def changed_basic_attributes(before: dict[str, object], after: dict[str, object]) -> list[str]:
