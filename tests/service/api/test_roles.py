@@ -32,6 +32,7 @@ PUBLIC: frozenset[RouteKey] = frozenset(
         ("GET", "/healthz"),
         ("GET", "/metrics"),  # Prometheus scrape: counts and latencies by route template, no personal data
         ("GET", "/crl/{ca}.crl"),
+        ("GET", "/crl/{ca}/{shard}.crl"),  # one shard of a partitioned CA (its certificates name it)
         ("GET", "/ca/{ca}.cer"),
         ("GET", "/v1/ca/chain"),
         ("POST", "/ocsp/{ca}"),
