@@ -30,6 +30,7 @@ SCENARIOS = {
     "crl": "bench.crl",
     "wave": "bench.wave",
     "nodes": "bench.nodes",
+    "incident": "bench.incident",
 }
 WAVE_RENEWALS = 50_066  # Miyazaki's expected card renewals in FY2025
 

@@ -19,7 +19,8 @@ def bench(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, ocsp-http, crl, wave, nodes (default: all)."
+            help="token-sign, issue, rest, peer-openssl, peer-cfssl, ocsp, ocsp-http, crl, wave, nodes, incident "
+            "(default: all)."
         ),
     ] = None,
     quick: Annotated[

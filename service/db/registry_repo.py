@@ -16,6 +16,7 @@ from service.db.auth_store import AuthStore
 from service.db.cmp_store import CmpStore
 from service.db.crl_store import CrlStore
 from service.db.incident_store import IncidentStore
+from service.db.synthetic import SyntheticStore
 from service.db.issuance_batch import BatchIssuanceStore
 from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
@@ -31,7 +32,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore, IncidentStore):
+class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, AuthStore, IncidentStore,
+                         SyntheticStore):  # fmt: skip
     """The whole database API of the service (CA side inherited from ``Repository``)."""
 
     # -- municipalities ----------------------------------------------------------------------------------

@@ -129,9 +129,12 @@ def decide_incident(rt: Runtime, actor: Actor, action: str, reason: str) -> Acti
 
 
 def affected(rt: Runtime, predicate: Predicate, action: str, batch: int = 5000) -> Iterator[list[Candidate]]:
-    """The certificates of the incident that ``action`` would still change, a batch at a time."""
+    """The holder certificates of the incident that ``action`` would still change, a batch at a time. The PKI's
+    own service certificates (CMP responder, TLS) are never part of one: revoking those re-keys the service
+    (REVOKE-INFRA, ``koshin ca revoke``)."""
+    services = set(rt.profiles.servers)
     for candidates in rt.repo.incident_candidates(predicate.query, action, batch):
-        chosen = [c for c in candidates if predicate.fits(c)]
+        chosen = [c for c in candidates if c.profile not in services and predicate.fits(c)]
         if chosen:
             yield chosen
 

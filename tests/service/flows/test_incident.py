@@ -149,3 +149,13 @@ def test_recovery_per_regime_phones_remote_cards_at_the_counter_unless_the_chip_
     assert (proposal.cards_remote, proposal.counter_holders) == (1, 1)  # half the cards can make keys
     held = recovery(holders, load_regime("proposal-246"), oids, counter, 0.5, on_hold=True)
     assert held.cards_remote == 0  # a suspended signature certificate cannot authenticate the re-key
+
+
+def test_the_pki_s_own_service_certificates_are_never_part_of_an_incident(world: Api) -> None:
+    rt = world.runtime
+    _issue(world, 1)
+    everything = [c for batch in rt.repo.incident_candidates(IncidentQuery(), "revoke") for c in batch]
+    services = {c.serial_hex for c in everything if c.profile in rt.profiles.servers}
+    assert services  # provisioning issued the CMP responder's certificate, at least
+    chosen = {c.serial_hex for batch in affected(rt, Predicate(), "revoke") for c in batch}
+    assert chosen and not services & chosen
