@@ -16,11 +16,11 @@ from service.db.auth_store import AuthStore
 from service.db.cmp_store import CmpStore
 from service.db.crl_store import CrlStore
 from service.db.incident_store import IncidentStore
-from service.db.synthetic import SyntheticStore
 from service.db.issuance_batch import BatchIssuanceStore
 from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
+from service.db.synthetic import SyntheticStore
 from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
 from service.flows.registry_rules import card_expiry
 
