@@ -15,6 +15,8 @@ run: deps
 	$(BIN)/koshin init
 	$(BIN)/koshin sample
 	$(BIN)/koshin demo
+	$(BIN)/koshin whatif miyazaki --html whatif-report.html --plots whatif-plots
+	$(BIN)/koshin incident select sample-roca --roca
 	$(BIN)/koshin serve
 
 test: deps check
