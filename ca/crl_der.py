@@ -101,9 +101,14 @@ class RevokedBody:
             when = times[revoked_at] = _time(revoked_at)
         number = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
         extension = _NO_EXTENSION if reason is x509.ReasonFlags.unspecified else _REASON_EXTENSIONS[reason]
-        integer = b"\x02" + _length(len(number)) + number
-        der = self.der
-        der += b"\x30" + _length(len(integer) + len(when) + len(extension)) + integer + when + extension
+        size = len(number)
+        body = 2 + size + len(when) + len(extension)
+        if body < 0x80:  # every real serial (at most 20 octets): short lengths, written inline
+            der = self.der
+            der += bytes((0x30, body, 0x02, size)) + number + when + extension
+        else:
+            integer = b"\x02" + _length(size) + number
+            self.der += b"\x30" + _length(len(integer) + len(when) + len(extension)) + integer + when + extension
         self.count += 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
@@ -198,3 +198,16 @@ def test_the_background_publisher_publishes_the_changed_shard(repo: RegistryRepo
     after = {s: repo.crl_state(CA, s).number for s in (None, *range(SHARDS))}
     assert serial in listed(repo, 3) and serial in listed(repo, None)
     assert {s for s in after if after[s] != before[s]} == {3, None}  # the other shards did not change
+
+
+def test_the_stream_gives_what_the_repository_lists(repo: RegistryRepository) -> None:
+    """Revocation times read untyped while streaming are the instants stored, on both backends."""
+    serials = issue(repo, 6)
+    jst = timezone(timedelta(hours=9))
+    repo.revoke_many(serials[:3], "superseded", datetime(2026, 1, 2, 21, 0, 5, tzinfo=jst))
+    repo.revoke_many(serials[3:5], "keyCompromise", NOW)
+    with repo.revoked_stream(CA) as rows:
+        streamed = sorted((entry, shard) for shard, entry in rows)
+    assert [entry for entry, _ in streamed] == sorted(repo.revoked_entries(CA))
+    assert all(shard == entry.serial % SHARDS for entry, shard in streamed)
+    assert {entry.revoked_at for entry, _ in streamed} == {datetime(2026, 1, 2, 12, 0, 5, tzinfo=UTC), NOW}
