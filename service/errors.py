@@ -146,3 +146,8 @@ class CrlNumberTaken(ServiceError):
 
 class NotAnchored(ServiceError):
     """No signed checkpoint with a Merkle tree head covers the record yet (or the stored tree does not match it)."""
+
+
+class IncidentInvalid(ServiceError):
+    """A bad incident name, predicate or action, or a predicate that differs from the incident's recorded one
+    (``koshin incident``, service/flows/incident.py)."""

@@ -27,17 +27,13 @@ from ca.keycheck import has_roca_fingerprint
 from service.db.incident_store import HOLD, Candidate, IncidentQuery
 from service.db.registry_models import Actor
 from service.db.unit import Acting
-from service.errors import PolicyDenied, ServiceError
+from service.errors import IncidentInvalid, PolicyDenied
 from service.flows.authorisation import evaluate
 from service.policy.model import Channel, HolderState, Operation, PolicyRequest, Role
 from service.runtime import Runtime
 
 ACTIONS = ("suspend", "revoke", "release")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-
-
-class IncidentInvalid(ServiceError):
-    """A bad incident name, predicate or action, or a predicate that differs from the incident's recorded one."""
 
 
 @dataclass(frozen=True)

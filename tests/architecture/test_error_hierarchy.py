@@ -18,6 +18,7 @@ ROOTS = {
     "service.pdf.errors": "ServiceError",
     "service.protocols.cmp.errors": "ServiceError",
     "service.policy.errors": "PolicyError",
+    "service.whatif.errors": "WhatIfError",
 }
 PACKAGES = ("hsm", "ca", "devices", "service")
 

@@ -13,8 +13,8 @@ from ca.profiles import load_profiles
 from hsm import TokenSession
 from service.db.incident_store import Candidate, IncidentQuery
 from service.db.registry_models import Actor
-from service.errors import PolicyDenied
-from service.flows.incident import IncidentInvalid, Predicate, affected, incident_predicate, run_incident
+from service.errors import IncidentInvalid, PolicyDenied
+from service.flows.incident import Predicate, affected, incident_predicate, run_incident
 from service.flows.incident_report import Holders, recovery
 from service.policy.regime import load_regime
 from service.whatif.scenario import load_scenario
