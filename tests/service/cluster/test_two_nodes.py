@@ -129,7 +129,8 @@ def test_load_across_two_nodes_is_recorded_once_and_revocations_are_seen_everywh
 
     time.sleep(2)  # both nodes' publishers number CRLs for the burst
     for issuer in ("signature",):
-        numbers = [n for (n,) in cluster.a.rows("SELECT number FROM crl WHERE issuer = ? ORDER BY id", [issuer])]
+        complete = "SELECT number FROM crl WHERE issuer = ? AND shard IS NULL ORDER BY id"  # each shard counts apart
+        numbers = [n for (n,) in cluster.a.rows(complete, [issuer])]
         assert len(numbers) >= 2 and numbers == sorted(set(numbers)), numbers  # unique and increasing
 
     _wait_for_the_tree(cluster.a)
