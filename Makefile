@@ -15,7 +15,7 @@ run: deps
 	$(BIN)/koshin init
 	$(BIN)/koshin sample
 	$(BIN)/koshin demo
-	$(BIN)/koshin whatif miyazaki --html whatif-report.html --plots whatif-plots
+	$(BIN)/koshin whatif miyazaki --run 50 --html whatif-report.html --plots whatif-plots
 	$(BIN)/koshin incident select sample-roca --roca
 	$(BIN)/koshin serve
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,13 +17,18 @@ import typer
 from rich.table import Table
 
 from ca.profiles import load_profiles
-from service.cli.context import console
+from service.cli.context import console, errors
 from service.cli.policy_commands import _policy_directory
 from service.policy.regime import available_regimes, load_regime
 from service.settings import Settings
 from service.whatif.analysis import analyse
 from service.whatif.result import WhatIf
 from service.whatif.scenario import Scenario, load_scenario
+
+RUN_HELP = (
+    "Also drive N holders of the sweep year's mix through the live service per regime (embedded home) and "
+    "report the CA side measured."
+)
 
 
 def _overrides(pairs: list[str]) -> dict[str, float]:
@@ -100,6 +106,21 @@ def _sweep_table(result: WhatIf) -> Table:
     return table
 
 
+def _measured_table(result: WhatIf) -> Table:
+    year = result.measured[0].fiscal_year
+    table = Table(title=f"Measured on the live service: a scaled run of {year}'s mix (--run)")
+    for column in ("regime", "holders", "decisions", "certificates", "seconds", "cert/s measured",
+                   "model's peak cert/s", "by channel", "by level"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("regime", "by channel", "by level") else "right")
+    for m in result.measured:
+        peak = result.row(m.regime, m.fiscal_year).peak_certificates_per_second
+        table.add_row(m.regime, f"{m.holders:,}", f"{m.requests:,}", f"{m.certificates:,}", f"{m.seconds:.1f}",
+                      f"{m.certificates_per_second:.1f}", f"{peak:.3f}",
+                      ", ".join(f"{c} {n:,}" for c, n in m.by_channel.items()),
+                      ", ".join(f"{lv} {n:,}" for lv, n in m.by_level.items()))  # fmt: skip
+    return table
+
+
 def whatif(
     scenario: Annotated[
         str, typer.Argument(help="Scenario in profiles/whatif/ (miyazaki, special-ward, matsuyama, national).")
@@ -117,10 +138,18 @@ def whatif(
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Write one CSV line per regime and year.")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write the plots (PNG) into this directory.")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write the self-contained HTML report.")] = None,
+    run: Annotated[
+        int | None,
+        typer.Option("--run", min=1, max=100_000, help=RUN_HELP),
+    ] = None,
 ) -> None:
     """Counter visits, staff-hours, channels, assurance levels and CA load of a renewal wave under each regime."""
     chosen = load_scenario(scenario, _whatif_directory()).with_values(_overrides(set_ or []))
     result = compute(chosen, regime)
+    if run is not None:
+        from service.cli.whatif_run import measure
+
+        result = replace(result, measured=measure(result, chosen, run, errors))
     if csv_file is not None:
         csv_file.write_text(csv_text(result), encoding="utf-8")
     if plots is not None:
@@ -137,6 +166,8 @@ def whatif(
         return
     console.print(_table(result))
     console.print(_sweep_table(result))
+    if result.measured:
+        console.print(_measured_table(result))
     for done, what in ((csv_file, "CSV"), (plots, "plots"), (html, "HTML report")):
         if done is not None:
             console.print(f"{what}: {done}")

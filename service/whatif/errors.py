@@ -13,3 +13,7 @@ class ScenarioNotFound(WhatIfError):
 
 class ScenarioInvalid(WhatIfError):
     """A scenario, the assumptions or the routes do not validate, or a --set names no assumption."""
+
+
+class RunDisagrees(WhatIfError):
+    """``--run``: the live service decided a step otherwise than the model did from the same regime."""

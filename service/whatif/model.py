@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from functools import cache
 
 from service.policy.engine import decide
-from service.policy.model import AssuranceLevel, Channel, Decision, Evidence, HolderState, Operation, PolicyRequest
+from service.policy.model import (
+    AssuranceLevel,
+    Channel,
+    Decision,
+    Evidence,
+    HolderState,
+    Operation,
+    PolicyRequest,
+    Role,
+)
 from service.policy.regime import Regime
 from service.whatif.errors import ScenarioInvalid
 from service.whatif.result import RegimeYear, Route, SweepPoint
@@ -80,9 +89,14 @@ class Router:
         return decide(request, self.regime, self.oids)
 
     def mail(self, evidence: frozenset[Evidence]) -> Decision:
-        """The first role of the delivery route the regime lets mail a card applied for with ``evidence``."""
+        """The decision for the first role of the delivery route the regime lets mail a card applied for with
+        ``evidence`` (the last role's refusal when none may)."""
+        return self.mailer(evidence)[1]
+
+    def mailer(self, evidence: frozenset[Evidence]) -> tuple[Role, Decision]:
+        """The first role of the delivery route the regime lets mail the card, with its decision."""
         delivery = self.scenario.routes.delivery
-        decision: Decision | None = None
+        found: tuple[Role, Decision] | None = None
         for role in delivery.roles:
             request = PolicyRequest(
                 operation=Operation.CARD_DELIVERY,
@@ -93,12 +107,12 @@ class Router:
                 evidence=evidence,
                 holder=_HOLDER,
             )
-            decision = decide(request, self.regime, self.oids)
-            if decision.allowed:
-                return decision
-        if decision is None:  # RoutesFile requires at least one role
+            found = (role, decide(request, self.regime, self.oids))
+            if found[1].allowed:
+                return found
+        if found is None:  # RoutesFile requires at least one role
             raise ScenarioInvalid("the delivery route names no role")
-        return decision
+        return found
 
     def routes(self) -> list[Route]:
         """How the regime answers every operation the model asks about, on every channel."""

@@ -67,7 +67,10 @@ class Measured:
     certificates: int
     seconds: float
     certificates_per_second: float
-    by_channel: dict[str, int]
+    by_channel: dict[str, int]  # channel -> decisions recorded there (applications, deliveries)
+    holders: int = 0
+    by_level: dict[str, int] = field(default_factory=dict)  # assurance level -> certificates issued
+    fiscal_year: str = ""  # the year whose mix was scaled down
 
 
 @dataclass(frozen=True)

@@ -72,5 +72,6 @@ def sample() -> WhatIf:
               for regime in REGIMES],
         sweep=[point for regime in REGIMES for point in _sweep(regime)],
         sweep_year="FY2025",
-        measured=[Measured("proposal-280", 500, 1000, 12.5, 80.0, {"counter_in_person": 300, "kiosk_face_match": 200})],
+        measured=[Measured("proposal-280", 500, 1000, 12.5, 80.0, {"counter_in_person": 300, "kiosk_face_match": 200},
+                           holders=250, by_level={"IAL2": 400, "IAL3": 600}, fiscal_year="FY2025")],
     )  # fmt: skip
