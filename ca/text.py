@@ -21,6 +21,7 @@ Refused, naming the code point and why:
 from __future__ import annotations
 
 import unicodedata
+from functools import cache
 
 from ca.errors import TextRefused
 
@@ -56,11 +57,46 @@ def _why(character: str) -> str | None:
 
 
 def registry_text(value: str) -> str:
-    """``value`` NFC-normalised, or TextRefused naming the first character that is not allowed."""
+    """``value`` NFC-normalised, or TextRefused naming the first character that is not allowed (white space at
+    either end is not: a subject attribute that starts or ends with it prints like another one)."""
     normalised = unicodedata.normalize("NFC", value)
+    if normalised != normalised.strip():
+        raise TextRefused("white space at the start or the end is not allowed")
     for position, character in enumerate(normalised):
         why = _why(character)
         if why is not None:
             name = unicodedata.name(character, "unnamed")
             raise TextRefused(f"U+{ord(character):04X} ({name}) at position {position} {why}")
     return normalised
+
+
+@cache
+def repertoire_pattern() -> str:
+    """The rule of ``registry_text`` as one regular expression, for the OpenAPI document, so a client can check
+    text before it sends it: characters from the ranges of code points ``registry_text`` takes alone, no white
+    space at either end. Planes 0-2 only: nothing above them is in either character set."""
+    allowed: list[int] = []
+    for point in range(0x30000):
+        try:
+            registry_text(chr(point)) if not chr(point).isspace() else registry_text(f"x{chr(point)}x")
+        except TextRefused:
+            continue
+        allowed.append(point)
+    inner = _character_class(allowed)
+    edge = _character_class([p for p in allowed if not chr(p).isspace()])
+    return f"^(?:{edge}(?:{inner}*{edge})?)?$"
+
+
+def _character_class(points: list[int]) -> str:
+    ranges: list[tuple[int, int]] = []
+    for point in points:
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    return "[" + "".join(_escaped(a) if a == b else f"{_escaped(a)}-{_escaped(b)}" for a, b in ranges) + "]"
+
+
+def _escaped(point: int) -> str:
+    character = chr(point)
+    return "\\" + character if character in "\\]^-[" else character

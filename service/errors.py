@@ -51,6 +51,10 @@ class CardUnusable(ServiceError):
     """The card is lost, revoked, superseded or expired: nothing new is issued for it."""
 
 
+class RegistryConflict(ServiceError):
+    """The request conflicts with the stored registry record (a card issued before the holder's birth)."""
+
+
 class AuthenticationLocked(ServiceError):
     """Too many failed authentications for this proofing event or from this source: wait, or ask again."""
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import problems
+from service.api import openapi, problems
 from service.api.limits import BodyLimit
 from service.api.observe import Observe
 from service.api.routes import cards, cmp, est, issuance, metrics, phones, publication, registry, system
@@ -58,8 +58,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         summary="JPKI-style certificate issuance and renewal with an assurance-level policy",
         version="0.2.0",
         lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationIds a generated client names methods by
     )
     problems.install(app)
+    openapi.install(app)
     for module in (system, metrics, registry, issuance, cards, phones, publication, cmp, est):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

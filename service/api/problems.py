@@ -10,10 +10,11 @@ import logging
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ca import errors as ca_errors
 from ca.errors import UnknownReason, ValidityError
@@ -42,6 +43,7 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (svc.CertificateNotFound, 404, "certificate-not-found", "No such certificate"),
     (svc.ProofingEventNotYours, 403, "proofing-event-not-yours", "Proofing event recorded by another actor"),
     (svc.CardUnusable, 409, "card-unusable", "Card is not active"),
+    (svc.RegistryConflict, 409, "registry-conflict", "Conflicts with the registry record"),
     (svc.AuthenticationLocked, 429, "authentication-locked", "Too many failed authentications"),
     (svc.ProofingEventUnusable, 409, "proofing-event-unusable", "Proofing event cannot be used"),
     (svc.RevocationRefused, 409, "revocation-refused", "Certificate cannot be revoked"),
@@ -58,9 +60,13 @@ PROBLEMS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (ca_errors.SerialCollision, 409, "serial-collision", "Serial number collision"),
     (ca_errors.IssuanceRefused, 409, "issuance-refused", "Issuance refused"),
     (ca_errors.CaNotInitialised, 503, "ca-not-initialised", "CA hierarchy not initialised"),
-    (PolicyError, 500, "policy-configuration", "Policy regime unusable"),
+    (PolicyError, 503, "policy-configuration", "Policy regime unusable"),
     (hsm_errors.HsmError, 503, "token-unavailable", "Token unavailable"),
 )
+
+# The problems that come from the framework rather than an exception of ours (the handlers below send them).
+VALIDATION = (422, "invalid-request", "Request does not match the schema")
+BODY_UNPARSABLE = (400, "bad-request", "There was an error parsing the body")
 
 
 def problem(
@@ -128,13 +134,24 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
     errors = [{"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))} for err in exc.errors()]
-    return problem(422, "invalid-request", "Request does not match the schema", "see errors", errors=errors)
+    return problem(*VALIDATION, "see errors", errors=errors)
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
     slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
-    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path, not only those of the first route that matched it
+        headers["Allow"] = ", ".join(_allowed(request))
+    return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), headers=headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        if route.path_format and compile_path(route.path_format)[0].match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
 def install(app: FastAPI) -> None:

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, field_validator
+from pydantic.config import JsonDict
 
-from service.flows.registry_document import RegistryText, Strict, sex_code
+from service.flows.registry_document import RegistryDate, RegistryText, SexName, Strict, sex_code
+from service.flows.serials import SERIAL_PATTERN
 from service.policy.model import Channel, Evidence, Operation, Role
 
 ProfileName = Literal["signature", "user-authentication"]
+MUNICIPALITY_CODE = r"^[0-9]{5,6}$"
+RESIDENT_NUMBER = r"^[0-9A-Za-z-]{4,32}$"  # as the registry document's (service/flows/registry_document.py)
+CARD_NUMBER = r"^[0-9A-Z]{4,32}$"
+PEM_TEXT = r"^[\n\r\x20-\x7e]*$"  # PEM (RFC 7468) is printable ASCII in lines
+BASE64 = r"^[A-Za-z0-9+/]+={0,2}$"
+
+
+def _pem(kind: str, description: str | None = None) -> JsonDict:
+    """The schema of a PEM field: its ``format`` names what it holds (a client's generator or schemathesis's
+    hooks can make real ones)."""
+    return {"format": kind, **({"description": description} if description else {})}
+
+
+def _whole(value: object) -> object:
+    """A JSON integer: a number with no fraction (30 or 30.0), never a string or a boolean."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_whole)]
+CsrPem = Annotated[str, Field(min_length=1, max_length=16_384, pattern=PEM_TEXT, json_schema_extra=_pem("pem-pkcs10"))]
+CertificatePem = Annotated[
+    str, Field(min_length=1, max_length=16_384, pattern=PEM_TEXT, json_schema_extra=_pem("pem-certificate"))
+]
+EVENT_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a proofing event's id (a UUID)
 ReasonName = Literal[
     "unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
     "certificateHold", "privilegeWithdrawn",
@@ -28,14 +56,14 @@ class CardOut(BaseModel):
 class ResidentPatch(Strict):
     name: RegistryText | None = Field(default=None, min_length=1, max_length=128)
     address: RegistryText | None = Field(default=None, min_length=1, max_length=256)
-    municipality: str | None = Field(default=None, pattern=r"^[0-9]{5,6}$")
-    date_of_birth: date | None = None
-    sex: str | None = None
-    adult_ward: bool | None = None
-    evacuee: bool | None = None
-    stay_limit: date | None = None  # a new period of stay; cards issued from now on end at it
+    municipality: str | None = Field(default=None, pattern=MUNICIPALITY_CODE)
+    date_of_birth: RegistryDate | None = None
+    sex: SexName | None = None
+    adult_ward: StrictBool | None = None
+    evacuee: StrictBool | None = None
+    stay_limit: RegistryDate | None = None  # a new period of stay; cards issued from now on end at it
 
-    @field_validator("sex", mode="before")
+    @field_validator("sex", mode="after")
     @classmethod
     def _sex_code(cls, value: object) -> object:
         return None if value is None else sex_code(value)
@@ -76,6 +104,11 @@ VERIFIED_EVIDENCE = frozenset({Evidence.CARD_SIGN_CERTIFICATE, Evidence.DERIVED_
                                Evidence.DEVICE_GENERATED_KEY})  # fmt: skip
 
 
+ASSERTED_EVIDENCE = sorted(e.value for e in Evidence if e not in VERIFIED_EVIDENCE)
+# The schema lists what a caller may assert; the verified kinds are refused in code with a reason of their own.
+_ASSERTED: JsonDict = {"items": {"type": "string", "enum": list(ASSERTED_EVIDENCE)}}
+
+
 def _asserted_only(evidence: list[Evidence]) -> list[Evidence]:
     claimed = sorted(e.value for e in evidence if e in VERIFIED_EVIDENCE)
     if claimed:
@@ -85,10 +118,10 @@ def _asserted_only(evidence: list[Evidence]) -> list[Evidence]:
 
 
 class ProofingIn(Strict):
-    resident_number: str = Field(min_length=1, max_length=32)
+    resident_number: str = Field(pattern=RESIDENT_NUMBER)
     operation: Operation
     channel: Channel
-    evidence: list[Evidence] = Field(default_factory=list, max_length=16)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=16, json_schema_extra=_ASSERTED)
     venue: Venue | None = None
 
     _verified_evidence = field_validator("evidence")(_asserted_only)
@@ -122,29 +155,29 @@ class PolicyEvaluateIn(Strict):
     operation: Operation
     channel: Channel
     role: Role
-    actor_municipality: str | None = None
-    holder_municipality: str | None = None
+    actor_municipality: str | None = Field(default=None, pattern=MUNICIPALITY_CODE)
+    holder_municipality: str | None = Field(default=None, pattern=MUNICIPALITY_CODE)
     evidence: list[Evidence] = Field(default_factory=list, max_length=16)
-    age: int = Field(default=30, ge=0, le=150)
-    adult_ward: bool = False
-    evacuee: bool = False
-    card_valid: bool = True
-    sign_cert_valid: bool = True
-    post_office_delegated: bool = False
+    age: JsonInt = Field(default=30, ge=0, le=150)
+    adult_ward: StrictBool = False
+    evacuee: StrictBool = False
+    card_valid: StrictBool = True
+    sign_cert_valid: StrictBool = True
+    post_office_delegated: StrictBool = False
     venue: Venue | None = None
     revocation_reason: ReasonName | None = None
-    infrastructure: bool = False
-    holder_bound: bool = False
+    infrastructure: StrictBool = False
+    holder_bound: StrictBool = False
 
 
 class CertificateIn(Strict):
-    csr_pem: str = Field(min_length=1, max_length=16_384)
-    resident_number: str = Field(min_length=1, max_length=32)
+    csr_pem: CsrPem
+    resident_number: str = Field(pattern=RESIDENT_NUMBER)
     certificate_type: ProfileName
-    proofing_event_id: str = Field(min_length=1, max_length=36)
-    card_number: str | None = Field(default=None, max_length=32)
-    device_id: str | None = Field(default=None, max_length=128)
-    replaces_serial: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F:]{1,60}$", description="hex")
+    proofing_event_id: str = Field(pattern=EVENT_ID)
+    card_number: str | None = Field(default=None, pattern=CARD_NUMBER)
+    device_id: str | None = Field(default=None, min_length=4, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    replaces_serial: str | None = Field(default=None, pattern=SERIAL_PATTERN, description="hex")
     key_origin: Literal["device", "station", "unknown"] = "unknown"
 
 
@@ -168,7 +201,9 @@ class CertificateOut(BaseModel):
 class RevokeIn(Strict):
     reason: ReasonName
     channel: Channel | None = Field(default=None, description="where the request is made (default: the role's)")
-    evidence: list[Evidence] = Field(default_factory=list, max_length=16, description="what was checked")
+    evidence: list[Evidence] = Field(
+        default_factory=list, max_length=16, description="what was checked", json_schema_extra=_ASSERTED
+    )
 
     _verified_evidence = field_validator("evidence")(_asserted_only)
 
@@ -207,12 +242,12 @@ class HealthOut(BaseModel):
 class CardIssueIn(Strict):
     """A station's request: one proofing event, the new card, one CSR per certificate type."""
 
-    resident_number: str = Field(min_length=1, max_length=32)
-    proofing_event_id: str = Field(min_length=1, max_length=36)
-    card_number: str = Field(min_length=4, max_length=32)
-    signature_csr_pem: str = Field(min_length=1, max_length=16_384)
-    user_authentication_csr_pem: str = Field(min_length=1, max_length=16_384)
-    replaces_card: str | None = Field(default=None, min_length=4, max_length=32)
+    resident_number: str = Field(pattern=RESIDENT_NUMBER)
+    proofing_event_id: str = Field(pattern=EVENT_ID)
+    card_number: str = Field(pattern=CARD_NUMBER)
+    signature_csr_pem: CsrPem
+    user_authentication_csr_pem: CsrPem
+    replaces_card: str | None = Field(default=None, pattern=CARD_NUMBER)
 
 
 class CardIssueOut(BaseModel):
@@ -255,14 +290,18 @@ _ATTESTATION = (
 class PhoneEnrollIn(Strict):
     """A phone's application: its CSRs, and the application signed with the card's signature key."""
 
-    card_certificate_pem: str = Field(min_length=1, max_length=16_384)
+    card_certificate_pem: CertificatePem
     device_id: str = Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
-    signature_csr_pem: str = Field(min_length=1, max_length=16_384)
-    user_authentication_csr_pem: str = Field(min_length=1, max_length=16_384)
+    signature_csr_pem: CsrPem
+    user_authentication_csr_pem: CsrPem
     nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
-    application_signature_b64: str = Field(min_length=1, max_length=2048)
-    signature_attestation_pem: str | None = Field(default=None, max_length=16_384, description=_ATTESTATION)
-    user_authentication_attestation_pem: str | None = Field(default=None, max_length=16_384)
+    application_signature_b64: str = Field(min_length=1, max_length=2048, pattern=BASE64)
+    signature_attestation_pem: str | None = Field(
+        default=None, max_length=16_384, pattern=PEM_TEXT, json_schema_extra=_pem("pem-certificates", _ATTESTATION)
+    )
+    user_authentication_attestation_pem: str | None = Field(
+        default=None, max_length=16_384, pattern=PEM_TEXT, json_schema_extra=_pem("pem-certificates", _ATTESTATION)
+    )
 
 
 class PhoneEnrollOut(BaseModel):
@@ -274,7 +313,7 @@ class PhoneEnrollOut(BaseModel):
 
 
 class PinResetIn(Strict):
-    proofing_event_id: str = Field(min_length=1, max_length=36)
+    proofing_event_id: str = Field(pattern=EVENT_ID)
     credential: Literal["signature", "user-authentication"]
 
 
@@ -288,8 +327,10 @@ class PinResetOut(BaseModel):
 class PhoneRenewIn(Strict):
     """Re-key one phone certificate: the new CSR, signed over with the current phone key."""
 
-    current_certificate_pem: str = Field(min_length=1, max_length=16_384)
-    csr_pem: str = Field(min_length=1, max_length=16_384)
+    current_certificate_pem: CertificatePem
+    csr_pem: CsrPem
     nonce: str = Field(pattern=r"^[0-9a-f]{64}$")
-    signature_b64: str = Field(min_length=1, max_length=2048)
-    attestation_pem: str | None = Field(default=None, max_length=16_384, description=_ATTESTATION)
+    signature_b64: str = Field(min_length=1, max_length=2048, pattern=BASE64)
+    attestation_pem: str | None = Field(
+        default=None, max_length=16_384, pattern=PEM_TEXT, json_schema_extra=_pem("pem-certificates", _ATTESTATION)
+    )

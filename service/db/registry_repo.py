@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
+from ca.errors import ValidityError
 from service.db import audit_log
 from service.db.audit_models import AuditRecord
 from service.db.audit_store import AuditStore
@@ -21,7 +22,14 @@ from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.db.synthetic import SyntheticStore
-from service.errors import CardNotFound, MunicipalityNotFound, NotFound, ProofingEventNotFound, ResidentNotFound
+from service.errors import (
+    CardNotFound,
+    MunicipalityNotFound,
+    NotFound,
+    ProofingEventNotFound,
+    RegistryConflict,
+    ResidentNotFound,
+)
 from service.flows.registry_rules import card_expiry
 
 _Row = TypeVar("_Row", Municipality, Resident, Card, ProofingEvent, Actor)
@@ -82,11 +90,15 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
     def add_card(self, resident_number: str, number: str, issued_on: date) -> Card:
         with self._write() as tx:
             resident = self._resident(tx.session, resident_number)
+            try:
+                expires_on = card_expiry(resident.date_of_birth, issued_on, resident.stay_limit)
+            except ValidityError as exc:  # the card conflicts with the stored record (issued before the birth)
+                raise RegistryConflict(f"card {number} for {resident_number}: {exc}") from None
             card = Card(
                 number=number,
                 resident_id=resident.id or 0,
                 issued_on=issued_on,
-                expires_on=card_expiry(resident.date_of_birth, issued_on, resident.stay_limit),
+                expires_on=expires_on,
                 created_at=datetime.now(UTC),
             )
             tx.session.add(card)

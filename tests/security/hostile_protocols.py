@@ -116,7 +116,7 @@ PATHS = [
     ("GET", "/v1/certificates/" + "f" * 42, (400, "invalid-serial")),
     ("POST", "/v1/certificates/-1/revoke", (400, "invalid-serial")),
     ("POST", "/v1/cards/..%2F..%2Fetc%2Fpasswd/lost", (404, "not-found")),
-    ("GET", "/v1/residents/R%00-1", (400, "invalid-input")),  # PostgreSQL text holds no NUL: refused on both
+    ("GET", "/v1/residents/R%00-1", (422, "invalid-request")),  # outside the resident-number pattern (a NUL)
     ("GET", "/crl/..%2Fsignature.crl", (404, "not-found")),
     ("GET", "/crl/evil.crl", (404, "not-found")),
     ("POST", "/ocsp/root", (404, "not-found")),

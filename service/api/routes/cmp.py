@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from service.api.deps import RuntimeDep
+from service.api.media import answers, takes
 from service.protocols.cmp.server import handle
 
 router = APIRouter(tags=["CMP"])
@@ -21,7 +22,8 @@ MEDIA_TYPE = "application/pkixcmp"
 @router.post(
     "/.well-known/cmp/p/{profile}",
     response_class=Response,
-    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "a PKIMessage (a CMP error body on refusal)"}},
+    responses=answers(MEDIA_TYPE, "a PKIMessage (a CMP error body on refusal)"),
+    openapi_extra=takes(MEDIA_TYPE, "a DER PKIMessage: ir, kur, rr, certConf or genm", required=False),
 )
 async def cmp_exchange(profile: str, request: Request, rt: RuntimeDep) -> Response:
     """One CMP request/response: ir (MAC over a proofing event's one-time secret), kur and rr (signed with the

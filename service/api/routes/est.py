@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ca.errors import CsrInvalid
 from service.api.deps import RuntimeDep
+from service.api.media import answers, takes
 from service.errors import EnrollmentSecretInvalid, TlsRequired
 from service.flows.enrollment import burn_exposed
 from service.protocols import est
@@ -25,6 +26,11 @@ router = APIRouter(prefix="/.well-known/est", tags=["est"])
 
 PKCS7_CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 CSRATTRS = "application/csrattrs"
+PKCS10 = "application/pkcs10"
+_CERTS = "the root and the issuing CA (base64 certs-only PKCS#7)"
+_ATTRS = "base64 DER CsrAttrs"
+_ISSUED = "the new certificate (base64 certs-only PKCS#7)"
+_CSR = "a base64 DER PKCS#10 request (Content-Transfer-Encoding: base64)"
 _BASIC_HELP = "EST needs HTTP Basic auth: user = proofing event id, password = its one-time enrollment secret"
 
 
@@ -66,6 +72,8 @@ def _csrattrs(rt: RuntimeDep, label: str | None) -> Response:
 
 
 async def _simpleenroll(request: Request, rt: RuntimeDep, label: str | None) -> Response:
+    if not request.headers.get("authorization"):  # no credentials: say which, before anything is sent in clear
+        raise EnrollmentSecretInvalid(_BASIC_HELP)
     if not (rt.settings.behind_tls or request.url.scheme == "https"):  # RFC 7030 3.2.3: Basic auth only over TLS
         try:
             exposed = _basic_credentials(request)
@@ -85,37 +93,47 @@ async def _simpleenroll(request: Request, rt: RuntimeDep, label: str | None) -> 
     return _base64_response(est.certs_only([issued.certificate]), PKCS7_CERTS_ONLY)
 
 
-@router.get("/cacerts", response_class=Response)
+@router.get("/cacerts", response_class=Response, responses=answers(PKCS7_CERTS_ONLY, _CERTS))
 def cacerts(rt: RuntimeDep) -> Response:
     """The root and the default CA (user-authentication) as a base64 certs-only PKCS#7."""
     return _cacerts(rt, None)
 
 
-@router.get("/{label}/cacerts", response_class=Response)
+@router.get("/{label}/cacerts", response_class=Response, responses=answers(PKCS7_CERTS_ONLY, _CERTS))
 def labelled_cacerts(label: str, rt: RuntimeDep) -> Response:
     """The root and the issuing CA of the labelled profile as a base64 certs-only PKCS#7."""
     return _cacerts(rt, label)
 
 
-@router.get("/csrattrs", response_class=Response)
+@router.get("/csrattrs", response_class=Response, responses=answers(CSRATTRS, _ATTRS))
 def csrattrs(rt: RuntimeDep) -> Response:
     """What a CSR for the default label should carry: base64 DER CsrAttrs (key types, signature algorithms)."""
     return _csrattrs(rt, None)
 
 
-@router.get("/{label}/csrattrs", response_class=Response)
+@router.get("/{label}/csrattrs", response_class=Response, responses=answers(CSRATTRS, _ATTRS))
 def labelled_csrattrs(label: str, rt: RuntimeDep) -> Response:
     return _csrattrs(rt, label)
 
 
-@router.post("/simpleenroll", response_class=Response)
+@router.post(
+    "/simpleenroll",
+    response_class=Response,
+    responses=answers(PKCS7_CERTS_ONLY, _ISSUED),
+    openapi_extra=takes(PKCS10, _CSR),
+)
 async def simpleenroll(request: Request, rt: RuntimeDep) -> Response:
     """Issue a user-authentication certificate for a base64 DER PKCS#10 body; HTTP Basic with the one-time
     secret of a proofing event. The answer is a base64 certs-only PKCS#7 holding the new certificate."""
     return await _simpleenroll(request, rt, None)
 
 
-@router.post("/{label}/simpleenroll", response_class=Response)
+@router.post(
+    "/{label}/simpleenroll",
+    response_class=Response,
+    responses=answers(PKCS7_CERTS_ONLY, _ISSUED),
+    openapi_extra=takes(PKCS10, _CSR),
+)
 async def labelled_simpleenroll(label: str, request: Request, rt: RuntimeDep) -> Response:
     """As ``/simpleenroll``, for the labelled profile (``signature`` or ``user-authentication``)."""
     return await _simpleenroll(request, rt, label)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from service.api.convert import certificate_out, decision_out, proofing_out
 from service.api.deps import ALL_ROLES, STAFF, RuntimeDep, require
-from service.api.schemas import CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
+from service.api.schemas import EVENT_ID, CertificateIn, CertificateOut, DecisionOut, ProofingIn, ProofingOut, RevokeIn
 from service.db.registry_models import Actor
 from service.flows.authorisation import RevocationAsk
 from service.flows.enrollment import enrollment_secret
 from service.flows.issuance import IssueInput, issue_certificate
 from service.flows.proofing import ProofingInput, record_proofing
 from service.flows.revocation import revoke
-from service.flows.serials import parse_serial
+from service.flows.serials import SERIAL_PATTERN, parse_serial
 from service.policy.model import Role
 
 router = APIRouter(prefix="/v1")
@@ -24,6 +24,11 @@ Proofers = Annotated[Actor, Depends(require(ALL_ROLES - {Role.AUDITOR, Role.CA_O
 Issuers = Annotated[Actor, Depends(require(STAFF, Role.POST_OFFICE_STAFF, Role.HOLDER_APP))]
 Readers = Annotated[Actor, Depends(require(STAFF, Role.POST_OFFICE_STAFF, Role.CA_OPERATOR, Role.AUDITOR))]
 Revokers = Annotated[Actor, Depends(require(STAFF, Role.POST_OFFICE_STAFF, Role.CA_OPERATOR))]
+# The pattern is parse_serial's own (service/flows/serials.py), which answers 400 invalid-serial with its reason.
+Serial = Annotated[
+    str, Path(description="hex, optionally 0x-prefixed or with colons", json_schema_extra={"pattern": SERIAL_PATTERN})
+]
+EventId = Annotated[str, Path(pattern=EVENT_ID)]
 
 
 @router.post("/proofing-events", response_model=ProofingOut, status_code=201, tags=["issuance"])
@@ -40,7 +45,7 @@ def create_proofing_event(body: ProofingIn, rt: RuntimeDep, actor: Proofers) -> 
 
 
 @router.get("/proofing-events/{event_id}", response_model=ProofingOut, tags=["issuance"])
-def get_proofing_event(event_id: str, rt: RuntimeDep, actor: Readers) -> ProofingOut:
+def get_proofing_event(event_id: EventId, rt: RuntimeDep, actor: Readers) -> ProofingOut:
     event = rt.repo.proofing_event(event_id)
     resident = rt.repo.resident_by_id(event.resident_id)
     decision = DecisionOut(
@@ -78,12 +83,12 @@ def create_certificate(body: CertificateIn, rt: RuntimeDep, actor: Issuers) -> C
 
 
 @router.get("/certificates/{serial}", response_model=CertificateOut, tags=["issuance"])
-def get_certificate(serial: str, rt: RuntimeDep, actor: Readers) -> CertificateOut:
+def get_certificate(serial: Serial, rt: RuntimeDep, actor: Readers) -> CertificateOut:
     return certificate_out(rt.repo.certificate(parse_serial(serial)))
 
 
 @router.post("/certificates/{serial}/revoke", response_model=CertificateOut, tags=["revocation"])
-def revoke_certificate(serial: str, body: RevokeIn, rt: RuntimeDep, actor: Revokers) -> CertificateOut:
+def revoke_certificate(serial: Serial, body: RevokeIn, rt: RuntimeDep, actor: Revokers) -> CertificateOut:
     """Revoke, if the policy allows this actor on this certificate (its ``revoke`` rules: who, channel, reason,
     jurisdiction, evidence; a refusal is 403 policy-denied naming the rule). OCSP answers revoked from the
     commit on; the CRL follows within the publication bound. A service certificate is re-keyed."""

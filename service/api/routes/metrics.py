@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.api.deps import RuntimeDep
+from service.api.media import answers
 from service.observability.metrics import CONTENT_TYPE, exposition
 from service.runtime import Runtime
 
@@ -74,7 +75,9 @@ class ServiceState(Collector):
             )
 
 
-@router.get("/metrics", tags=["system"], response_class=Response)
+@router.get(
+    "/metrics", tags=["system"], response_class=Response, responses=answers(CONTENT_TYPE, "Prometheus text exposition")
+)
 def metrics(rt: RuntimeDep) -> Response:
     """Prometheus text format: request latency, issuance outcomes, policy decisions, problems, lint, token and
     database latency, OCSP responses, CRL age and the audit log's lag behind its checkpoints."""

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from typing import Annotated
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ca.errors import RequestMalformed, RequestUnsupported
@@ -20,6 +20,7 @@ from ca.ocsp import OcspAnswer
 from ca.tsa import MAX_REQUEST_OCTETS, failure_response
 from service.api.convert import audit_out
 from service.api.deps import RuntimeDep, require
+from service.api.media import answers, takes
 from service.api.schemas import AuditOut, ChainOut
 from service.audit.verification import verify_installation
 from service.db.registry_models import Actor
@@ -49,7 +50,12 @@ def _issuing_name(rt: RuntimeDep, ca: str, *, root_allowed: bool = False) -> str
     return ca
 
 
-@router.get("/crl/{ca}.crl", tags=["publication"], response_class=Response)
+@router.get(
+    "/crl/{ca}.crl",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers("application/pkix-crl", "the CA's complete CRL (DER)"),
+)
 def crl(ca: str, rt: RuntimeDep) -> Response:
     """The newest published complete CRL (DER). It is never signed here: the publisher signs one after
     revocations (coalesced) and before half its validity has passed."""
@@ -59,7 +65,12 @@ def crl(ca: str, rt: RuntimeDep) -> Response:
     return Response(stored.crl_der, media_type="application/pkix-crl")
 
 
-@router.get("/crl/{ca}/{shard}.crl", tags=["publication"], response_class=Response)
+@router.get(
+    "/crl/{ca}/{shard}.crl",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers("application/pkix-crl", "one shard of the CA's partitioned CRL (DER)"),
+)
 def crl_shard(ca: str, shard: str, rt: RuntimeDep) -> Response:
     """The newest published CRL of one shard of a partitioned CA (DER): the CRL a certificate's distribution
     point names, its issuing distribution point naming this URL. Never signed here, as the complete CRL."""
@@ -74,7 +85,12 @@ def crl_shard(ca: str, shard: str, rt: RuntimeDep) -> Response:
     return Response(stored.crl_der, media_type="application/pkix-crl")
 
 
-@router.get("/ca/{ca}.cer", tags=["publication"], response_class=Response)
+@router.get(
+    "/ca/{ca}.cer",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers("application/pkix-cert", "the CA certificate (DER)"),
+)
 def ca_certificate(ca: str, rt: RuntimeDep) -> Response:
     """The root or an issuing CA certificate; ``/ca/tsa.cer`` is the time-stamp authority's certificate."""
     if ca == TSA_NAME and rt.ca_records("tsa"):
@@ -84,13 +100,24 @@ def ca_certificate(ca: str, rt: RuntimeDep) -> Response:
     return Response(record.certificate_der, media_type="application/pkix-cert")
 
 
-@router.get("/v1/ca/chain", tags=["publication"], response_class=Response)
+@router.get(
+    "/v1/ca/chain",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers("application/pem-certificate-chain", "every CA certificate (PEM)"),
+)
 def chain(rt: RuntimeDep) -> Response:
     pem = b"".join(cert.public_bytes(Encoding.PEM) for cert in rt.chain())
     return Response(pem, media_type="application/pem-certificate-chain")
 
 
-@router.post("/ocsp/{ca}", tags=["publication"], response_class=Response)
+@router.post(
+    "/ocsp/{ca}",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers(OCSP_MEDIA, "an OCSP response (DER; an OCSP error status for a malformed request)"),
+    openapi_extra=takes("application/ocsp-request", "a DER OCSPRequest", required=False),
+)
 async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     """RFC 6960 over HTTP POST (application/ocsp-request)."""
     name = _ocsp_name(rt, ca)
@@ -99,7 +126,12 @@ async def ocsp_post(ca: str, request: Request, rt: RuntimeDep) -> Response:
     return Response(answer.der, media_type=OCSP_MEDIA)
 
 
-@router.get("/ocsp/{ca}/{encoded:path}", tags=["publication"], response_class=Response)
+@router.get(
+    "/ocsp/{ca}/{encoded:path}",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers(OCSP_MEDIA, "an OCSP response (DER; an OCSP error status for a malformed request)"),
+)
 def ocsp_get(ca: str, encoded: str, rt: RuntimeDep) -> Response:
     """RFC 6960 appendix A GET: the base64 DER request in the path (standard base64 as the RFC says; the
     URL-safe alphabet some clients send is accepted too, and missing padding is tolerated)."""
@@ -138,7 +170,13 @@ async def _capped_body(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-@router.post("/tsa", tags=["publication"], response_class=Response)
+@router.post(
+    "/tsa",
+    tags=["publication"],
+    response_class=Response,
+    responses=answers(TSR_MEDIA, "a DER TimeStampResp (a rejection status for a refused request)"),
+    openapi_extra=takes(TSQ_MEDIA, "a DER TimeStampReq", required=False),
+)
 async def time_stamp(request: Request, rt: RuntimeDep) -> Response:
     """RFC 3161 over HTTP (section 3.4): a DER TimeStampReq as ``application/timestamp-query`` in, a DER
     TimeStampResp out. A request the TSA refuses (hash other than SHA-256/384/512, another policy, a wrong
@@ -156,10 +194,15 @@ async def time_stamp(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.get("/v1/audit", response_model=list[AuditOut], tags=["audit"])
-def audit_records(rt: RuntimeDep, actor: Auditors, after: int = 0, limit: int = 100) -> list[AuditOut]:
+def audit_records(
+    rt: RuntimeDep,
+    actor: Auditors,
+    after: Annotated[int, Query(ge=0, description="the last record number already read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditOut]:
     """The audit log in record-number order, ``limit`` records after number ``after`` (each with its place in
     the tree once integrated)."""
-    return [audit_out(r) for r in rt.repo.audit_records(after, max(1, min(limit, 1000)))]
+    return [audit_out(r) for r in rt.repo.audit_records(after, limit)]
 
 
 @router.get("/v1/audit/verify", response_model=ChainOut, tags=["audit"])

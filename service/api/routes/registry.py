@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from service.api.convert import card_out, resident_out
 from service.api.deps import STAFF, RuntimeDep, require
-from service.api.schemas import CardOut, ImportOut, ResidentOut, ResidentPatch, ResidentUpdateOut
+from service.api.schemas import (
+    CARD_NUMBER,
+    RESIDENT_NUMBER,
+    CardOut,
+    ImportOut,
+    ResidentOut,
+    ResidentPatch,
+    ResidentUpdateOut,
+)
 from service.db.registry_models import Actor
 from service.flows.registry import check_jurisdiction, import_registry, resident_fields
 from service.flows.registry_document import CardIn, RegistryDocument, ResidentIn
@@ -19,6 +27,8 @@ router = APIRouter(prefix="/v1", tags=["registry"])
 Writers = Annotated[Actor, Depends(require(STAFF, Role.CA_OPERATOR))]
 Readers = Annotated[Actor, Depends(require(STAFF, Role.POST_OFFICE_STAFF, Role.CA_OPERATOR, Role.AUDITOR))]
 LossReporters = Annotated[Actor, Depends(require(STAFF, Role.HOLDER_APP))]
+ResidentNumber = Annotated[str, Path(pattern=RESIDENT_NUMBER)]
+CardNumber = Annotated[str, Path(pattern=CARD_NUMBER)]
 
 
 @router.post("/registry/import", response_model=ImportOut)
@@ -39,13 +49,13 @@ def create_resident(body: ResidentIn, rt: RuntimeDep, actor: Writers) -> Residen
 
 
 @router.get("/residents/{number}", response_model=ResidentOut)
-def get_resident(number: str, rt: RuntimeDep, actor: Readers) -> ResidentOut:
+def get_resident(number: ResidentNumber, rt: RuntimeDep, actor: Readers) -> ResidentOut:
     resident = rt.repo.resident(number)
     return resident_out(resident, rt.repo.cards_of(resident.id or 0))
 
 
 @router.patch("/residents/{number}", response_model=ResidentUpdateOut)
-def patch_resident(number: str, body: ResidentPatch, rt: RuntimeDep, actor: Writers) -> ResidentUpdateOut:
+def patch_resident(number: ResidentNumber, body: ResidentPatch, rt: RuntimeDep, actor: Writers) -> ResidentUpdateOut:
     """Change registry fields. A change of name, address, date of birth or sex revokes the resident's
     signature certificates (affiliationChanged); user-authentication certificates stay valid."""
     check_jurisdiction(actor, rt.repo.resident(number).municipality_code)
@@ -61,14 +71,14 @@ def patch_resident(number: str, body: ResidentPatch, rt: RuntimeDep, actor: Writ
 
 
 @router.post("/residents/{number}/cards", response_model=CardOut, status_code=201)
-def add_card(number: str, body: CardIn, rt: RuntimeDep, actor: Writers) -> CardOut:
+def add_card(number: ResidentNumber, body: CardIn, rt: RuntimeDep, actor: Writers) -> CardOut:
     """Register a card; its expiry follows the age rule (10th birthday for adults, 5th for minors)."""
     check_jurisdiction(actor, rt.repo.resident(number).municipality_code)
     return card_out(rt.repo.acting(actor.name, actor.role).add_card(number, body.number, body.issued_on))
 
 
 @router.post("/cards/{number}/lost", response_model=ResidentUpdateOut)
-def card_lost(number: str, rt: RuntimeDep, actor: LossReporters) -> ResidentUpdateOut:
+def card_lost(number: CardNumber, rt: RuntimeDep, actor: LossReporters) -> ResidentUpdateOut:
     """A lost card revokes both of its certificates (keyCompromise), if the policy allows: staff of the holder's
     municipality, or the holder's own app. To a holder app, another holder's card is an unknown card, and the
     answer carries no personal data."""

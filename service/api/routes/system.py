@@ -18,7 +18,12 @@ router = APIRouter()
 Anyone = Annotated[Actor, Depends(require(ALL_ROLES))]
 
 
-@router.get("/healthz", response_model=HealthOut, tags=["system"])
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    tags=["system"],
+    responses={503: {"model": HealthOut, "description": "the token or the database is unavailable"}},
+)
 def healthz(rt: RuntimeDep) -> JSONResponse:
     """Token and database reachability; 503 when either fails."""
     hsm_state = database = "ok"
