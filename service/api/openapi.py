@@ -31,6 +31,7 @@ from hsm import errors as hsm_errors
 from service import errors as svc
 from service.api import problems
 from service.api.deps import RoleGate, authenticated
+from service.api.examples import EXAMPLES
 from service.api.links import LINKS
 from service.policy.errors import PolicyError
 
@@ -113,6 +114,8 @@ def build(app: FastAPI) -> dict[str, Any]:
     for route in _api_routes(app):
         for method in route.methods or ():
             _complete(doc["paths"][route.path_format][method.lower()], route, method)
+    for name, examples in EXAMPLES.items():
+        schemas[name]["examples"] = examples
     _mark_repertoire(doc)
     for (path, method, status), links in LINKS.items():
         doc["paths"][path][method]["responses"][status]["links"] = links

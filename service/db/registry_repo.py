@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ca.errors import ValidityError
@@ -22,6 +25,7 @@ from service.db.issuance_store import use_once
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, EnrollmentNonce, Municipality, ProofingEvent, Resident
 from service.db.synthetic import SyntheticStore
+from service.db.unit import WriteTx
 from service.errors import (
     CardNotFound,
     MunicipalityNotFound,
@@ -63,13 +67,21 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
     def resident_by_id(self, resident_id: int) -> Resident:
         return self._get(Resident, resident_id, ResidentNotFound(f"no resident with id {resident_id}"))
 
-    def create_resident(self, fields: dict[str, Any]) -> Resident:
+    def create_resident(self, fields: dict[str, Any], cards: Sequence[tuple[str, date]] = ()) -> Resident:
+        """A new resident with its ``cards`` (number, issued on), in one transaction: all of it or nothing. A
+        number already taken (the resident's or a card's) is a RegistryConflict."""
         self.municipality(str(fields["municipality_code"]))
+        number = str(fields["resident_number"])
         now = datetime.now(UTC)
-        with self._write() as tx:
+        with _unique(f"resident {number} or one of its cards is already registered"), self._write() as tx:
+            if tx.session.exec(select(Resident).where(Resident.resident_number == number)).first() is not None:
+                raise RegistryConflict(f"resident {number} is already registered")
             row = Resident(**fields, created_at=now, updated_at=now)
             tx.session.add(row)
-            tx.audit("resident.create", str(fields["resident_number"]))
+            tx.session.flush()
+            tx.audit("resident.create", number)
+            for card_number, issued_on in cards:
+                self._new_card(tx, row, card_number, issued_on)
         return row
 
     def update_resident(self, number: str, changes: dict[str, Any]) -> tuple[Resident, dict[str, Any]]:
@@ -88,21 +100,21 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
 
     # -- cards -------------------------------------------------------------------------------------------
     def add_card(self, resident_number: str, number: str, issued_on: date) -> Card:
-        with self._write() as tx:
-            resident = self._resident(tx.session, resident_number)
-            try:
-                expires_on = card_expiry(resident.date_of_birth, issued_on, resident.stay_limit)
-            except ValidityError as exc:  # the card conflicts with the stored record (issued before the birth)
-                raise RegistryConflict(f"card {number} for {resident_number}: {exc}") from None
-            card = Card(
-                number=number,
-                resident_id=resident.id or 0,
-                issued_on=issued_on,
-                expires_on=expires_on,
-                created_at=datetime.now(UTC),
-            )
-            tx.session.add(card)
-            tx.audit("card.issue", number, resident=resident_number, expires_on=card.expires_on)
+        with _unique(f"card {number} is already registered"), self._write() as tx:
+            return self._new_card(tx, self._resident(tx.session, resident_number), number, issued_on)
+
+    @staticmethod
+    def _new_card(tx: WriteTx, resident: Resident, number: str, issued_on: date) -> Card:
+        if tx.session.exec(select(Card).where(Card.number == number)).first() is not None:
+            raise RegistryConflict(f"card {number} is already registered")
+        try:
+            expires_on = card_expiry(resident.date_of_birth, issued_on, resident.stay_limit)
+        except ValidityError as exc:  # the card conflicts with the stored record (issued before the birth)
+            raise RegistryConflict(f"card {number} for {resident.resident_number}: {exc}") from None
+        card = Card(number=number, resident_id=resident.id or 0, issued_on=issued_on, expires_on=expires_on,
+                    created_at=datetime.now(UTC))  # fmt: skip
+        tx.session.add(card)
+        tx.audit("card.issue", number, resident=resident.resident_number, expires_on=card.expires_on)
         return card
 
     def card(self, number: str) -> Card:
@@ -250,3 +262,12 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
         if row is None:
             raise ResidentNotFound(f"no resident with number {number!r}")
         return row
+
+
+@contextmanager
+def _unique(what: str) -> Iterator[None]:
+    """A concurrent insert of the same number loses on the unique index: a RegistryConflict, not a 500."""
+    try:
+        yield
+    except IntegrityError:
+        raise RegistryConflict(what) from None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -57,6 +58,13 @@ class MunicipalityIn(Strict):
     post_office_delegation: StrictBool = False
 
 
+def _iso_text(value: object) -> object:
+    """A JSON date is ISO 8601 text ("1988-04-12"), never a number a lax parser would read as a timestamp."""
+    if not isinstance(value, str | date):
+        raise ValueError("a date is ISO 8601 text, e.g. 1988-04-12")
+    return value
+
+
 def _plausible(day: date) -> date:
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
         raise ValueError(f"a registry date is between {FIRST_YEAR} and {LAST_YEAR}")
@@ -67,7 +75,9 @@ def _plausible(day: date) -> date:
 # rules (a 10-year card from a birthday in 9995) would leave the calendar.
 FIRST_YEAR, LAST_YEAR = 1900, 2199
 DATE_PATTERN = r"^(19|2[01])[0-9]{2}-"
-RegistryDate = Annotated[date, AfterValidator(_plausible), Field(json_schema_extra={"pattern": DATE_PATTERN})]
+RegistryDate = Annotated[
+    date, BeforeValidator(_iso_text), AfterValidator(_plausible), Field(json_schema_extra={"pattern": DATE_PATTERN})
+]
 
 
 class CardIn(Strict):

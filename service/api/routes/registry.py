@@ -42,9 +42,7 @@ def import_document(document: RegistryDocument, rt: RuntimeDep, actor: Writers) 
 def create_resident(body: ResidentIn, rt: RuntimeDep, actor: Writers) -> ResidentOut:
     check_jurisdiction(actor, body.municipality)
     repo = rt.repo.acting(actor.name, actor.role)
-    resident = repo.create_resident(resident_fields(body))
-    for card in body.cards:
-        repo.add_card(body.resident_number, card.number, card.issued_on)
+    resident = repo.create_resident(resident_fields(body), [(card.number, card.issued_on) for card in body.cards])
     return resident_out(resident, rt.repo.cards_of(resident.id or 0))
 
 

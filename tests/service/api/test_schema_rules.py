@@ -28,7 +28,7 @@ def _resident(api: Api, **fields: Any) -> httpx.Response:
 
 def test_codes_flags_and_dates_are_taken_as_the_schema_says(api: Api) -> None:
     for fields in ({"municipality": f" {MIYAZAKI}"}, {"sex": "Female"}, {"sex": ""}, {"adult_ward": 0},
-                   {"date_of_birth": "1899-12-31"}, {"name": " 宮崎"}, {"name": "宮崎\u3000"},
+                   {"date_of_birth": "1899-12-31"}, {"stay_limit": 0}, {"name": " 宮崎"}, {"name": "宮崎\u3000"},
                    {"cards": [{"number": "SRC0001", "issued_on": "1980-01-01"}]}):  # fmt: skip
         assert _slug(_resident(api, **fields)) == (422, "invalid-request"), fields
     evaluate = {"operation": "card_renew", "channel": "counter_in_person", "role": "municipal_staff"}
@@ -73,3 +73,18 @@ def test_est_without_credentials_is_401_with_the_basic_challenge(api: Api) -> No
     response = api.client.post("/.well-known/est/simpleenroll", content=b"MIIB")
     assert _slug(response) == (401, "enrollment-secret-invalid")
     assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def test_a_taken_number_is_a_conflict_and_leaves_nothing_half_made(api: Api) -> None:
+    taken = api.new_resident()
+    card = api.card_of(taken)
+    assert _slug(_resident(api, resident_number=taken)) == (409, "registry-conflict")
+    fresh = "SR-HALF-0001"
+    response = _resident(api, resident_number=fresh, cards=[{"number": "SRNEW0001", "issued_on": "2021-06-01"},
+                                                            {"number": card, "issued_on": "2021-06-01"}])  # fmt: skip
+    assert _slug(response) == (409, "registry-conflict")
+    assert _slug(api.get(f"/v1/residents/{fresh}", "municipal_staff")) == (404, "not-found")  # no resident made
+    again = api.post(
+        f"/v1/residents/{taken}/cards", "municipal_staff", {"number": "SRNEW0001", "issued_on": "2022-01-01"}
+    )
+    assert again.status_code == 201, again.text  # the first card of the refused resident was not kept either
