@@ -168,7 +168,7 @@ class IssuanceStore(Repository):
                 if event is None:
                     raise ProofingEventNotFound(f"no proofing event {query.event_id!r}")
             predecessor = by_serial(session, query.replaces_serial) if query.replaces_serial is not None else None
-            auth_end = _live_auth_end(session, resident, card, query.device_id) if query.auth_cap else None
+            auth_end = _auth_end(session, query, resident, card, presented) if query.auth_cap else None
             return IssuanceContext(resident, municipality, cards, signature_live, predecessors, event, card,
                                    old_card, predecessor, presented, auth_end)  # fmt: skip
 
@@ -308,6 +308,21 @@ def _has_live_signature(session: Session, resident: Resident) -> bool:
         CertificateRecord.profile == "signature",
     )
     return session.exec(query.limit(1)).first() is not None
+
+
+def _auth_end(
+    session: Session,
+    query: ContextQuery,
+    resident: Resident | None,
+    card: Card | None,
+    presented: CertificateRecord | None,
+) -> datetime | None:
+    """With ``auth_cap``: the live user-authentication certificate's end beside the named card and device, or,
+    for a re-key, beside the presented certificate's own card and device."""
+    if card is None and presented is not None and presented.card_id is not None:
+        card = session.get(Card, presented.card_id)
+    device = query.device_id if query.device_id is not None else (presented.device_id if presented else None)
+    return _live_auth_end(session, resident, card, device)
 
 
 def _live_auth_end(

@@ -38,7 +38,8 @@ class PhoneRenewInput:
 
 def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) -> IssuedCertificate:
     current = x509.load_pem_x509_certificate(item.current_certificate_pem)
-    ctx = rt.repo.issuance_context(ContextQuery(presented_der=current.public_bytes(Encoding.DER), policy_facts=True))
+    query = ContextQuery(presented_der=current.public_bytes(Encoding.DER), policy_facts=True, auth_cap=True)
+    ctx = rt.repo.issuance_context(query)
     record = ctx.presented
     if record is None or record.key_origin != "device" or record.card_id is None:
         raise ProofingEventUnusable("the certificate is not a phone certificate issued here")
@@ -59,7 +60,8 @@ def renew_phone_certificate(rt: Runtime, actor: Actor, item: PhoneRenewInput) ->
     resident = ctx.holder()
     holder = holder_of(ctx, card_end(card))
     request = IssueRequest(record.profile, csr, holder, assurance,
-                           predecessor_not_after=record.not_after.replace(tzinfo=UTC))  # fmt: skip
+                           predecessor_not_after=record.not_after.replace(tzinfo=UTC),
+                           auth_not_after=ctx.auth_not_after if record.profile == "signature" else None)  # fmt: skip
     binding = Binding(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
                       replaces_serial=record.serial_hex, key_origin="device")  # fmt: skip
     event = online_proofing(actor, resident, decision, evidence, Operation.PHONE_CERT_ISSUE)

@@ -82,7 +82,9 @@ def rekey_challenge(record: CertificateRecord) -> bytes:
 def _context(rt: Runtime, record: CertificateRecord) -> IssuanceContext:
     if record.resident_id is None:
         raise CmpRejected("notAuthorized", "the certificate is not bound to a resident")
-    return rt.repo.issuance_context(ContextQuery(resident_id=record.resident_id, policy_facts=True))
+    serial = int(record.serial_hex, 16)  # the presented certificate: its card and device bound the auth cap
+    query = ContextQuery(resident_id=record.resident_id, policy_facts=True, presented_serial=serial, auth_cap=True)
+    return rt.repo.issuance_context(query)
 
 
 def rekey(
@@ -97,7 +99,8 @@ def rekey(
     who, decision, assurance = decide_online(rt, actor, ctx, evidence, operation, note=device.refused)
     resident = ctx.holder()
     request = IssueRequest(record.profile, None, holder_of(ctx, card_end(ctx.card_by_id(record.card_id))), assurance,
-                           predecessor_not_after=utc(record.not_after), requested_key=public_key)  # fmt: skip
+                           predecessor_not_after=utc(record.not_after), requested_key=public_key,
+                           auth_not_after=ctx.auth_not_after if record.profile == "signature" else None)  # fmt: skip
     binding = Binding(resident_id=resident.id, card_id=record.card_id, device_id=record.device_id,
                       replaces_serial=record.serial_hex, key_origin=record.key_origin)  # fmt: skip
     event = online_proofing(actor, resident, decision, evidence, operation)

@@ -3,19 +3,24 @@ card's signature key, certificates bound to the card so card events reach them."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
 from pkcs11 import Attribute, ObjectClass
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
+from ca.validity import AUTH_CERT_RULE
 from devices.capabilities import load_token_profile
 from devices.device import Device
 from devices.errors import ServiceRefused
 from devices.phone import Phone, PhoneEnrollment
 from devices.station import CardRenewal, Station, call
 from hsm.errors import PinIncorrect
+from service.db.models import CertificateRecord
 from tests.conftest import TRANSPORT_PINS, Makers, SoftHsm
 from tests.support.live_fixture import Live, card_device, new_resident
 
@@ -98,6 +103,25 @@ def test_phone_rekey_supersedes_and_only_the_newest_renews(
     again, _ = phone.renew("user-authentication", label, renewed["certificate_pem"])  # the newest can
     assert again["replaces_serial"] == renewed["serial"]
     enrollment.answer["user_authentication"] = again  # later tests follow the lineage
+
+
+def test_a_phone_signature_rekey_never_outlives_the_phones_auth_certificate(
+    enrolled: tuple[str, CardRenewal, PhoneEnrollment, Phone, Device], live: Live
+) -> None:
+    _, _, enrollment, phone, _ = enrolled
+    auth = enrollment.answer["user_authentication"]  # the newest of its lineage (the re-key test above)
+    earlier = (datetime.now(UTC) + timedelta(days=300)).replace(microsecond=0)  # as if issued years ago
+    with Session(live.runtime.repo.engine) as session:
+        session.exec(update(CertificateRecord).where(col(CertificateRecord.serial_hex) == auth["serial"])
+                     .values(not_after=earlier))  # fmt: skip
+        session.commit()
+    current = enrollment.answer["signature"]
+    renewed, label = phone.renew("signature", enrollment.key_labels["signature"], current["certificate_pem"])
+    assert x509.load_pem_x509_certificate(renewed["certificate_pem"].encode()).not_valid_after_utc == earlier
+    with Session(live.runtime.repo.engine) as session:
+        record = session.exec(select(CertificateRecord).where(CertificateRecord.serial_hex == renewed["serial"])).one()
+    assert record.validity_rule == AUTH_CERT_RULE
+    enrollment.answer["signature"], enrollment.key_labels["signature"] = renewed, label
 
 
 def test_address_change_revokes_card_and_phone_signature_certificates_only(

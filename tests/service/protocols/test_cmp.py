@@ -11,6 +11,7 @@ import base64
 import hashlib
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyasn1.codec.der import decoder, encoder
 from pyasn1.type import univ
 from pyasn1_alt_modules import rfc9480
+from sqlalchemy import update
+from sqlmodel import Session, col
 
+from ca.validity import AUTH_CERT_RULE
+from service.db.models import CertificateRecord
 from service.protocols.cmp.messages import protected_part
 from service.protocols.cmp.protection import PbmParameters
 from service.protocols.phone import application_bytes
@@ -182,6 +187,24 @@ def test_kur_rekeys_a_phone_certificate_and_supersedes_it(
 
     again = _kur(live, holder, current, key, tmp_path / "again.pem", soft_phone)  # the superseded one is spent
     assert again.returncode != 0 and "certRevoked" in output(again), output(again)
+
+
+def test_kur_of_a_phone_signature_certificate_never_outlives_the_phones_auth_certificate(
+    live: Live, holder: HolderToken, tmp_path: Path, soft_phone: SoftDevice
+) -> None:
+    current, key = _phone(live, holder, tmp_path, soft_phone)
+    device = live.runtime.repo.certificate(x509.load_pem_x509_certificate(current.read_bytes()).serial_number).device_id
+    earlier = (datetime.now(UTC) + timedelta(days=300)).replace(microsecond=0)  # the phone's auth one, shortened
+    with Session(live.runtime.repo.engine) as session:
+        session.exec(update(CertificateRecord).where(col(CertificateRecord.device_id) == device,
+                     col(CertificateRecord.profile) == "user-authentication").values(not_after=earlier))  # fmt: skip
+        session.commit()
+    renewed = tmp_path / "capped.pem"
+    result = _kur(live, holder, current, key, renewed, soft_phone)
+    assert result.returncode == 0, output(result)
+    new = verified(live, "signature", renewed)
+    assert new.not_valid_after_utc == earlier
+    assert live.runtime.repo.certificate(new.serial_number).validity_rule == AUTH_CERT_RULE
 
 
 def test_kur_of_a_card_certificate_is_refused_by_the_policy(live: Live, holder: HolderToken, tmp_path: Path) -> None:
