@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from service.db.issuance_store import IssuanceContext
+from service.db.issuance_context import IssuanceContext
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, ProofingEvent
 from service.db.unit import Acting

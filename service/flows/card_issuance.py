@@ -17,7 +17,8 @@ from ca.errors import CaError
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.db.issuance_store import Binding, CardChange, ContextQuery, Spend
+from service.db.issuance_context import ContextQuery
+from service.db.issuance_store import Binding, CardChange, Spend
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card
 from service.db.unit import Acting

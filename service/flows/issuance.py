@@ -15,7 +15,8 @@ from ca.holder import Holder
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
 from ca.profiles import AssuranceLevel
-from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Spend
+from service.db.issuance_context import ContextQuery, IssuanceContext
+from service.db.issuance_store import Binding, Spend
 from service.db.registry_models import Actor, Card, ProofingEvent, Resident
 from service.db.unit import Acting
 from service.errors import ProofingEventUnusable, ResidentNotFound

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca.issuance import IssueRequest
 from ca.keycheck import load_csr
-from service.db.issuance_store import Binding, ContextQuery, Spend
+from service.db.issuance_context import ContextQuery
+from service.db.issuance_store import Binding, Spend
 from service.db.registry_models import Actor
 from service.errors import ProofingEventUnusable
 from service.flows.attestation import device_key_evidence

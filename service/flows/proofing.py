@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from service.db.issuance_store import ContextQuery, IssuanceContext
+from service.db.issuance_context import ContextQuery, IssuanceContext
 from service.db.registry_models import Actor, ProofingEvent
 from service.errors import PolicyDenied, ResidentNotFound
 from service.flows.authorisation import evaluate, hide_foreign, holder_state

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from service.db.issuance_store import ContextQuery
+from service.db.issuance_context import ContextQuery
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor, Card, Resident
 from service.db.repository import serial_hex

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ca.errors import CaNotInitialised
 from ca.issuance import IssueRequest
-from service.db.issuance_store import Binding, ContextQuery, IssuanceContext, Spend
+from service.db.issuance_context import ContextQuery, IssuanceContext
+from service.db.issuance_store import Binding, Spend
 from service.db.models import CertificateRecord
 from service.db.registry_models import Actor
 from service.db.repository import utc
