@@ -88,14 +88,16 @@ class WorkerPool:
         self.timeout = timeout
         self._conns: list[Connection] = []
         self._procs = []
+        # One after the other: a worker's set-up may write to the token (a session object, a key it makes), and
+        # SoftHSM skips a token file being rewritten when another process initialises the module ("no single
+        # token labelled ..."). Measuring starts only when all are ready, so this costs set-up time only.
         for index in range(workers):
             parent, child = context.Pipe()
             proc = context.Process(target=_worker, args=(job, params, index, child), daemon=True)
             proc.start()
             self._conns.append(parent)
             self._procs.append(proc)
-        for conn in self._conns:
-            self._receive(conn)
+            self._receive(parent)
 
     def _receive(self, conn: Connection) -> Any:
         if not conn.poll(self.timeout):
