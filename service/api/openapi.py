@@ -149,11 +149,10 @@ def _complete(operation: dict[str, Any], route: Any, method: str) -> None:
     responses = operation.setdefault("responses", {})
     for status, rows in sorted(_statuses(route, method, roles is not None).items()):
         kinds = "; ".join(f"`{slug}` ({title})" for slug, title in rows)
+        if str(status) == "422":  # FastAPI's own validation answer: koshin sends a Problem instead
+            responses.pop("422", None)
         entry = responses.setdefault(str(status), {"description": kinds})
-        entry["description"] = kinds if str(status) == "422" else entry.get("description") or kinds
-        content = entry.setdefault("content", {})
-        content.pop("application/json", None) if str(status) == "422" else None
-        content[problems.MEDIA_TYPE] = {"schema": PROBLEM_REF}
+        entry.setdefault("content", {})[problems.MEDIA_TYPE] = {"schema": PROBLEM_REF}
     operation["responses"] = dict(sorted(responses.items()))
 
 
