@@ -1,8 +1,9 @@
 """The OpenAPI document tells the truth: schemathesis (``--checks all``, every phase, a fixed seed) against a live
 ``koshin serve`` with a token per role finds nothing. Each operation is called with the token of a role it
-admits (its ``x-koshin-roles``), the roles rotated so that every role is used; public and protocol operations
-go without one, as their clients do. Also: the document's own promises (every status of the problem table
-documented somewhere, every error as application/problem+json, roles and links) checked directly."""
+admits (its ``x-koshin-roles``): the walk's operations by the Miyazaki clerk, the others rotated so that every
+role's token is used; public and protocol operations go without one, as their clients do. Also: the
+document's own promises (every status of the problem table documented somewhere, every error as
+application/problem+json, roles and links) checked directly."""
 
 from __future__ import annotations
 
@@ -63,17 +64,24 @@ def _document(served: Served) -> dict[str, Any]:
     return dict(answer.json())
 
 
+# The operations of the walk (a resident, its proofing, the certificate or card issued on it, its revocation) go
+# to the Miyazaki clerk, who may do each of them, so the stateful phase gets past the policy to their logic; every
+# other operation rotates over the roles it admits, least used first, so every role's token is used.
+WALK = frozenset({"create_resident", "get_resident", "patch_resident", "add_card", "create_proofing_event",
+                  "create_certificate", "create_card_issuance", "revoke_certificate", "card_lost"})  # fmt: skip
+
+
 def _assignments(document: dict[str, Any]) -> dict[str, str]:
-    """operationId -> the role whose token calls it: of the roles it admits, the least used so far."""
-    used: Counter[str] = Counter()
-    out = {}
-    for path in sorted(document["paths"]):
-        for _method, operation in sorted(document["paths"][path].items()):
-            roles = operation.get("x-koshin-roles")
-            if roles:
-                role = min(roles, key=lambda r: (used[r], r))
-                used[role] += 1
-                out[operation["operationId"]] = role
+    """operationId -> the role whose token calls it."""
+    admitted = {op["operationId"]: op["x-koshin-roles"] for item in document["paths"].values()
+                for op in item.values() if op.get("x-koshin-roles")}  # fmt: skip
+    out = {op: "municipal_staff" for op, roles in admitted.items() if op in WALK and "municipal_staff" in roles}
+    used = Counter(out.values())
+    rest = {op: roles for op, roles in admitted.items() if op not in out}
+    options = Counter(r for roles in rest.values() for r in roles)  # a role with fewer operations goes first
+    for op, roles in sorted(rest.items(), key=lambda item: (len(item[1]), item[0])):
+        out[op] = min(roles, key=lambda r: (used[r], options[r], r))
+        used[out[op]] += 1
     return out
 
 
@@ -115,7 +123,7 @@ def test_schemathesis_finds_nothing_with_a_token_per_role(served: Served, tmp_pa
         assert re.search(rf"✅ {phase}", summary), summary  # the phase ran and found nothing
     cases = re.search(r"(\d+) generated", summary)
     assert cases is not None and int(cases.group(1)) > 500, summary
-    print(summary)  # the count of cases and the phases, for the note
+    print(output[output.find("WARNINGS") :])  # the count of cases, the phases and what stayed out of reach
 
 
 def test_every_problem_of_the_table_is_documented_as_problem_json(served: Served) -> None:
