@@ -96,6 +96,8 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
             row.updated_at = datetime.now(UTC)
             tx.session.add(row)
             tx.audit("resident.update", number, fields=sorted(k for k in changes if before[k] != changes[k]))
+            if "stay_limit" in changes and before["stay_limit"] != changes["stay_limit"]:
+                _follow_stay_limit(tx, row)
         return row, before
 
     # -- cards -------------------------------------------------------------------------------------------
@@ -262,6 +264,20 @@ class RegistryRepository(BatchIssuanceStore, CrlStore, CmpStore, AuditStore, Aut
         if row is None:
             raise ResidentNotFound(f"no resident with number {number!r}")
         return row
+
+
+def _follow_stay_limit(tx: WriteTx, resident: Resident) -> None:
+    """A new period of stay moves the end of the resident's active cards with it (a shorter one ends them at it,
+    an extension gives back what the age rule allows), each change audited. Certificates already signed keep
+    their notAfter: new ones, issued on a proofing, follow the new limit."""
+    cards = tx.session.exec(select(Card).where(Card.resident_id == resident.id, Card.status == "active"))
+    for card in cards:
+        ends = card_expiry(resident.date_of_birth, card.issued_on, resident.stay_limit)
+        if ends != card.expires_on:
+            card.expires_on = ends
+            tx.session.add(card)
+            tx.audit("card.validity", card.number, resident=resident.resident_number, expires_on=ends,
+                     reason="stay_limit")  # fmt: skip
 
 
 @contextmanager

@@ -54,6 +54,19 @@ def test_a_new_stay_limit_by_patch_is_returned(api: Api) -> None:
     assert patched.status_code == 200, patched.text
     assert patched.json()["resident"]["stay_limit"] == "2030-03-31"
     assert patched.json()["revoked_serials"] == []  # not one of the four basic attributes
+    card = patched.json()["resident"]["cards"][0]
+    assert card["expires_on"] == "2030-03-31"  # the active card ends at the new period of stay
+    extended = api.client.patch(f"/v1/residents/{resident}", json={"stay_limit": "2045-03-31"},
+                                headers=api.as_("municipal_staff"))  # fmt: skip
+    assert extended.json()["resident"]["cards"][0]["expires_on"] == "2031-04-12"  # the age rule's end again
+    audited, after = [], 0
+    while page := api.get(f"/v1/audit?after={after}&limit=1000", "auditor").json():  # the shared world's whole log
+        audited += [r for r in page if r["action"] == "card.validity"]
+        after = page[-1]["seq"]
+    assert [r["details"]["expires_on"] for r in audited if r["object"] == card["number"]] == [
+        "2030-03-31",
+        "2031-04-12",
+    ]
 
 
 def test_a_signature_certificate_is_capped_by_the_live_auth_certificate(api: Api) -> None:
